@@ -1,0 +1,122 @@
+"""Built-in providers: base URL, wire protocol, default model and key variable.
+
+Each is used as if declared under ``[providers.NAME]``; a declaration in the
+config overrides any field. The order here is the order of the automatic pool
+(``build_client`` with no model configured uses every preset whose key is set).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+__all__ = ["PRESETS", "Preset"]
+
+
+class Preset(msgspec.Struct, kw_only=True, frozen=True):
+    """One built-in provider."""
+
+    protocol: Literal["openai", "anthropic"]
+    base_url: str
+    model: str
+    key_env: str | None
+    key_required: bool = True
+    base_url_env: str | None = None
+    docs: str = ""
+
+
+PRESETS: dict[str, Preset] = {
+    # https://platform.openai.com/docs/api-reference/chat ; the SDK reads OPENAI_BASE_URL
+    "openai": Preset(
+        protocol="openai",
+        base_url="https://api.openai.com/v1",
+        model="gpt-4o-mini",
+        key_env="OPENAI_API_KEY",
+        base_url_env="OPENAI_BASE_URL",
+        docs="https://platform.openai.com/docs/api-reference/chat",
+    ),
+    # https://docs.anthropic.com/en/api/messages ; like the SDK, the base URL has no /v1
+    "anthropic": Preset(
+        protocol="anthropic",
+        base_url="https://api.anthropic.com",
+        model="claude-sonnet-4-5",
+        key_env="ANTHROPIC_API_KEY",
+        base_url_env="ANTHROPIC_BASE_URL",
+        docs="https://docs.anthropic.com/en/api/messages",
+    ),
+    # https://api-docs.deepseek.com/ (base_url https://api.deepseek.com, /v1 also accepted)
+    "deepseek": Preset(
+        protocol="openai",
+        base_url="https://api.deepseek.com/v1",
+        model="deepseek-chat",
+        key_env="DEEPSEEK_API_KEY",
+        docs="https://api-docs.deepseek.com/",
+    ),
+    # https://help.aliyun.com/zh/model-studio/compatibility-of-openai-with-dashscope
+    "dashscope": Preset(
+        protocol="openai",
+        base_url="https://dashscope.aliyuncs.com/compatible-mode/v1",
+        model="qwen-plus",
+        key_env="DASHSCOPE_API_KEY",
+        docs="https://help.aliyun.com/zh/model-studio/compatibility-of-openai-with-dashscope",
+    ),
+    # https://www.volcengine.com/docs/82379/1330626 (Ark, OpenAI-compatible)
+    "ark": Preset(
+        protocol="openai",
+        base_url="https://ark.cn-beijing.volces.com/api/v3",
+        model="doubao-seed-1-6-250615",
+        key_env="ARK_API_KEY",
+        docs="https://www.volcengine.com/docs/82379/1330626",
+    ),
+    # https://platform.moonshot.cn/docs/api/chat
+    "moonshot": Preset(
+        protocol="openai",
+        base_url="https://api.moonshot.cn/v1",
+        model="kimi-k2-0711-preview",
+        key_env="MOONSHOT_API_KEY",
+        docs="https://platform.moonshot.cn/docs/api/chat",
+    ),
+    # https://docs.bigmodel.cn/cn/guide/develop/openai/introduction
+    "zhipu": Preset(
+        protocol="openai",
+        base_url="https://open.bigmodel.cn/api/paas/v4",
+        model="glm-4.5",
+        key_env="ZHIPUAI_API_KEY",
+        docs="https://docs.bigmodel.cn/cn/guide/develop/openai/introduction",
+    ),
+    # https://openrouter.ai/docs/quickstart
+    "openrouter": Preset(
+        protocol="openai",
+        base_url="https://openrouter.ai/api/v1",
+        model="openai/gpt-4o-mini",
+        key_env="OPENROUTER_API_KEY",
+        docs="https://openrouter.ai/docs/quickstart",
+    ),
+    # https://ai.google.dev/gemini-api/docs/openai
+    "gemini": Preset(
+        protocol="openai",
+        base_url="https://generativelanguage.googleapis.com/v1beta/openai",
+        model="gemini-2.5-flash",
+        key_env="GEMINI_API_KEY",
+        docs="https://ai.google.dev/gemini-api/docs/openai",
+    ),
+    # https://github.com/ollama/ollama/blob/main/docs/openai.md (no key)
+    "ollama": Preset(
+        protocol="openai",
+        base_url="http://127.0.0.1:11434/v1",
+        model="llama3.2",
+        key_env=None,
+        key_required=False,
+        docs="https://github.com/ollama/ollama/blob/main/docs/openai.md",
+    ),
+    # https://docs.vllm.ai/en/latest/serving/openai_compatible_server.html (key optional)
+    "vllm": Preset(
+        protocol="openai",
+        base_url="http://127.0.0.1:8000/v1",
+        model="",
+        key_env="VLLM_API_KEY",
+        key_required=False,
+        docs="https://docs.vllm.ai/en/latest/serving/openai_compatible_server.html",
+    ),
+}

@@ -1,0 +1,1 @@
+"""Wire protocols: one small file each, sharing ``_base``."""

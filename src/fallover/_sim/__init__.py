@@ -1,0 +1,6 @@
+"""The fault-injecting OpenAI/Anthropic-compatible simulator."""
+
+from ._scenario import Fault, Scenario, load_scenario
+from ._server import Simulator
+
+__all__ = ["Fault", "Scenario", "Simulator", "load_scenario"]

@@ -1,0 +1,75 @@
+"""What the simulator does to each model: the scenario file's schema."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, TypeAlias
+
+import msgspec
+
+from .._errors import ConfigError
+
+__all__ = ["Fault", "Scenario", "load_scenario"]
+
+NonNeg: TypeAlias = Annotated[float, msgspec.Meta(ge=0)]
+Count: TypeAlias = Annotated[int, msgspec.Meta(ge=0)]
+Fraction: TypeAlias = Annotated[float, msgspec.Meta(ge=0, le=1)]
+
+
+class Fault(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """How one model misbehaves. Every field is off by default: a healthy model."""
+
+    statuses: list[int] = []  # status per request in order (200 = answer); then healthy
+    repeat: bool = False  # cycle `statuses` forever instead
+    fail_rate: Fraction = 0.0  # after `statuses`: this share of requests fail with fail_status
+    fail_status: int = 503
+    down_for: NonNeg = 0.0  # fail with fail_status for this many seconds after start
+    retry_after: NonNeg | None = None  # Retry-After (seconds) on failures
+    retry_after_ms: Count | None = None  # retry-after-ms on failures
+    error_type: str | None = None  # error.type/code in error bodies (default from status)
+    html: bool = False  # error bodies as an HTML page
+    latency: NonNeg = 0.0  # before response headers
+    hang: bool = False  # never send headers
+    reset: bool = False  # drop the connection before headers
+    truncate: bool = False  # send half a body, then drop
+    first_token_delay: NonNeg = 0.0  # streams: headers to first text
+    token_delay: NonNeg = 0.0  # streams: between chunks
+    keepalive: NonNeg = 0.0  # streams: SSE comment every N s while delayed or stalled
+    stream_cut_after: Count | None = None  # drop the stream after N text chunks
+    stall_after: Count | None = None  # go silent after N text chunks
+    malformed_after: Count | None = None  # send a broken chunk after N text chunks
+    error_after: Count | None = None  # send an error event after N text chunks
+    no_terminal: bool = False  # omit [DONE] / message_stop (finish_reason stays)
+    no_finish: bool = False  # OpenAI: omit finish_reason too
+    reply: str | None = None  # fixed answer text (default: a review of the prompt)
+    model: str | None = None  # the model name to report (default: the requested one)
+    context_window: Count | None = None  # prompts longer than this (in chars/4) get 400 context
+
+
+class Scenario(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """``[default]`` applies to models not listed under ``[models.NAME]``."""
+
+    default: Fault = msgspec.field(default_factory=Fault)
+    models: dict[str, Fault] = {}
+    seed: int = 0
+
+    def fault(self, model: str) -> Fault:
+        """The fault for ``model``."""
+        return self.models.get(model, self.default)
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read a scenario TOML file; errors name the file and key."""
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text("utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read scenario: {exc.strerror}", path=str(p)) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}", path=str(p)) from exc
+    try:
+        return msgspec.convert(data, Scenario)
+    except msgspec.ValidationError as exc:
+        msg, _, at = str(exc).partition(" - at `$")
+        raise ConfigError(msg, path=str(p), key=at.rstrip("`").lstrip(".") or None) from None
