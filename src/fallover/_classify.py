@@ -70,6 +70,7 @@ _FILTERED = (
     "content_policy_violation",
     "content_filter",
     "datainspectionfailed",  # DashScope
+    "data_inspection_failed",
     "sensitivecontentdetected",  # Volcengine Ark
     "inputtextsensitivecontentdetected",
 )

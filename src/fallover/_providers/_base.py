@@ -111,7 +111,10 @@ def map_transport_error(exc: Exception, *, alias: str, secret: str | None) -> e.
     """Translate an aiohttp/msgspec/OS exception into the error tree."""
     for kind, cls, what in _TRANSPORT_ERRORS:
         if isinstance(exc, kind):
-            detail = redact(str(exc), secret)[:300]
+            try:
+                detail = redact(str(exc), secret)[:300]
+            except Exception:  # a half-built exception must not hide the real failure
+                detail = ""
             status = getattr(exc, "status", None)
             return cls(
                 f"{what}: {type(exc).__name__}" + (f": {detail}" if detail else ""),

@@ -107,9 +107,11 @@ class Simulator:
 
     async def start(self) -> None:
         """Listen; ``port`` is filled in when it was 0."""
-        runner = web.AppRunner(self.app, handler_cancellation=True, access_log=None)
+        runner = web.AppRunner(
+            self.app, handler_cancellation=True, access_log=None, shutdown_timeout=0.5
+        )
         await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port, shutdown_timeout=0.5)
+        site = web.TCPSite(runner, self.host, self.port)
         await site.start()
         server = site._server
         if server is not None and self.port == 0:
