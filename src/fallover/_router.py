@@ -10,6 +10,7 @@ from types import TracebackType
 from typing import Literal, Self, final
 
 import anyio
+import anyio.lowlevel
 import msgspec
 
 from . import _errors as e
@@ -118,6 +119,8 @@ class AsyncRouter:
 
     async def _walk(self, call: _Call, request: ChatRequest) -> ChatResponse:
         for member in call.members():
+            # A cancelled caller stops here, before the next member is even asked.
+            await anyio.lowlevel.checkpoint_if_cancelled()
             call.start(member)
             try:
                 response = await member.complete(request)
@@ -139,6 +142,7 @@ class AsyncRouter:
         )
         try:
             for member in call.members():
+                await anyio.lowlevel.checkpoint_if_cancelled()
                 call.start(member)
                 events = member.stream(request, on_interrupt="error")
                 parts: list[str] = []

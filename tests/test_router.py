@@ -1,0 +1,451 @@
+"""AsyncRouter semantics (DESIGN section 3) with scripted members."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import anyio
+import anyio.lowlevel
+import pytest
+from anyio import wait_all_tasks_blocked
+
+import fallover as f
+from fallover._providers._mock import MockAnswer
+
+from .conftest import FakeClock, ask
+
+
+def ok(text: str = "fine") -> Callable[[f.ChatRequest], Awaitable[MockAnswer]]:
+    async def handler(request: f.ChatRequest) -> MockAnswer:
+        return text
+
+    return handler
+
+
+def fail(exc: Exception) -> Callable[[f.ChatRequest], Awaitable[MockAnswer]]:
+    async def handler(request: f.ChatRequest) -> MockAnswer:
+        raise exc
+
+    return handler
+
+
+def mock(alias: str, handler: Callable[[f.ChatRequest], Awaitable[MockAnswer]] | None = None,
+         **kw: object) -> f.MockClient:
+    return f.MockClient(handler or ok(alias), alias=alias, **kw)  # type: ignore[arg-type]
+
+
+def router(*members: f.MockClient, clock: FakeClock | None = None, **kw: object) -> f.AsyncRouter:
+    store = f.MemoryCooldowns(clock=clock) if clock else None
+    return f.AsyncRouter(list(members), store=store, **kw)  # type: ignore[arg-type]
+
+
+# -- order --------------------------------------------------------------------------
+
+
+async def test_priority_uses_the_first_member() -> None:
+    """Priority sends every call to the first healthy member."""
+    a, b = mock("p/a"), mock("p/b")
+    r = router(a, b)
+    for _ in range(3):
+        assert (await r.complete(ask())).text == "p/a"
+    assert (len(a.requests), len(b.requests)) == (3, 0)
+
+
+async def test_round_robin_rotates() -> None:
+    """Round-robin starts each call at the next member."""
+    members = [mock(f"p/{i}") for i in range(3)]
+    r = router(*members, policy="round-robin")
+    texts = [(await r.complete(ask())).text for _ in range(6)]
+    assert texts == ["p/0", "p/1", "p/2"] * 2
+
+
+def test_unknown_policy_lists_valid_ones() -> None:
+    """A bad policy is a ValueError naming the choices."""
+    with pytest.raises(ValueError, match="priority or round-robin"):
+        f.AsyncRouter([mock("p/a")], policy="weighted")  # type: ignore[arg-type]
+
+
+def test_duplicate_members_are_refused() -> None:
+    """Two members with one alias would share a park: refuse."""
+    with pytest.raises(ValueError, match="duplicate"):
+        f.AsyncRouter([mock("p/a"), mock("p/a")])
+
+
+# -- verdicts ------------------------------------------------------------------------
+
+
+async def test_bad_request_is_raised_and_backup_never_called() -> None:
+    """A 400 is the request's fault: raised as is, nobody else asked, nothing parked."""
+    a, b = mock("p/a", fail(f.BadRequest("bad", alias="p/a", status=400))), mock("p/b")
+    r = router(a, b)
+    with pytest.raises(f.BadRequest):
+        await r.complete(ask())
+    assert b.requests == []
+    assert not r.store.has_parks()
+
+
+async def test_content_filter_is_raised() -> None:
+    """Content filtering is raised after one attempt."""
+    a, b = mock("p/a", fail(f.ContentFiltered("no"))), mock("p/b")
+    with pytest.raises(f.ContentFiltered):
+        await router(a, b).complete(ask())
+    assert b.requests == []
+
+
+async def test_context_too_long_goes_to_a_larger_window() -> None:
+    """ContextTooLong skips members whose window is not larger."""
+    a = mock("p/a", fail(f.ContextTooLong("long")), context_window=8000)
+    b = mock("p/b", context_window=8000)
+    c = mock("p/c", context_window=128000)
+    resp = await router(a, b, c).complete(ask())
+    assert resp.alias == "p/c"
+    assert b.requests == []
+    assert [(x.alias, x.outcome) for x in resp.attempts] == [
+        ("p/a", "error"), ("p/b", "skipped"), ("p/c", "ok")]
+
+
+async def test_context_too_long_without_larger_window_is_raised() -> None:
+    """With no larger declared window, ContextTooLong is raised."""
+    a = mock("p/a", fail(f.ContextTooLong("long")), context_window=8000)
+    b = mock("p/b")
+    with pytest.raises(f.ContextTooLong):
+        await router(a, b).complete(ask())
+    assert b.requests == []
+
+
+async def test_auth_failure_parks_long(clock: FakeClock) -> None:
+    """AuthFailed parks the member for cooldown_max."""
+    a, b = mock("p/a", fail(f.AuthFailed("key"))), mock("p/b")
+    r = router(a, b, clock=clock, cooldown=5, cooldown_max=60)
+    assert (await r.complete(ask())).alias == "p/b"
+    assert r.store.remaining("p/a") == 60
+
+
+async def test_transient_failures_park_with_doubling_backoff(clock: FakeClock) -> None:
+    """Consecutive parks double from cooldown up to cooldown_max; success resets."""
+    healthy = {"on": False}
+
+    async def flaky(request: f.ChatRequest) -> MockAnswer:
+        if healthy["on"]:
+            return "back"
+        raise f.ServerFailed("500")
+
+    a, b = mock("p/a", flaky), mock("p/b")
+    r = router(a, b, clock=clock, cooldown=5, cooldown_max=30)
+    lengths = []
+    for _ in range(5):
+        await r.complete(ask())
+        lengths.append(r.store.remaining("p/a"))
+        clock.advance(100)
+    assert lengths == [5, 10, 20, 30, 30]
+    healthy["on"] = True
+    assert (await r.complete(ask())).alias == "p/a"
+    assert r.store.streak("p/a") == 0
+
+
+async def test_retry_after_longer_than_backoff_wins(clock: FakeClock) -> None:
+    """The park is the larger of Retry-After and the backoff."""
+    a, b = mock("p/a", fail(f.RateLimited("429", retry_after=42))), mock("p/b")
+    r = router(a, b, clock=clock)
+    await r.complete(ask())
+    assert r.store.remaining("p/a") == 42
+
+
+async def test_unknown_exception_falls_over_and_parks(caplog: pytest.LogCaptureFixture) -> None:
+    """A bug-like exception from a member falls over, parks, and is logged."""
+    a, b = mock("p/a", fail(RuntimeError("boom"))), mock("p/b")
+    r = router(a, b)
+    assert (await r.complete(ask())).alias == "p/b"
+    assert r.store.remaining("p/a") is not None
+    assert "RuntimeError" in caplog.text
+
+
+async def test_parked_members_are_skipped_then_tried_last(clock: FakeClock) -> None:
+    """Parked members go to the back, soonest back first, and are still tried."""
+    calls: list[str] = []
+
+    def track(alias: str, exc: Exception | None) -> f.MockClient:
+        async def handler(request: f.ChatRequest) -> MockAnswer:
+            calls.append(alias)
+            if exc:
+                raise exc
+            return alias
+
+        return mock(alias, handler)
+
+    a = track("p/a", f.RateLimited("x"))
+    b = track("p/b", f.RateLimited("x"))
+    c = track("p/c", None)
+    r = router(a, b, c, clock=clock)
+    r.store.park("p/a", 50)
+    r.store.park("p/b", 10)
+    r.store.park("p/c", 30)
+    resp = await r.complete(ask())
+    assert calls == ["p/b", "p/c"]
+    assert resp.alias == "p/c"
+    assert [(x.alias, x.outcome) for x in resp.attempts] == [
+        ("p/a", "skipped"), ("p/b", "skipped"), ("p/c", "skipped"), ("p/b", "error"), ("p/c", "ok")]
+
+
+async def test_all_failed_lists_every_member_and_soonest_retry(clock: FakeClock) -> None:
+    """AllModelsFailed names each member's error and the soonest recovery."""
+    a = mock("p/a", fail(f.RateLimited("slow down", alias="p/a", status=429, retry_after=20)))
+    b = mock("p/b", fail(f.ServerFailed("boom", alias="p/b", status=503)))
+    r = router(a, b, clock=clock, cooldown=5)
+    with pytest.raises(f.AllModelsFailed) as info:
+        await r.complete(ask())
+    err = info.value
+    assert [(x.alias, x.status) for x in err.attempts] == [("p/a", 429), ("p/b", 503)]
+    assert "p/a" in str(err) and "p/b" in str(err)
+    assert err.retry_after == 5
+
+
+async def test_callers_model_is_not_sent() -> None:
+    """ChatRequest.model never reaches members; each answers as itself."""
+    a = mock("p/a", fail(f.ServerFailed("x")))
+    b = mock("q/b")
+    req = f.ChatRequest(messages=ask().messages, model="provider-a-model")
+    resp = await router(a, b).complete(req)
+    assert resp.alias == "q/b" and resp.model == "b"
+
+
+async def test_attempts_record_the_fallover() -> None:
+    """The response says who answered and what failed before."""
+    a = mock("p/a", fail(f.RateLimited("429", status=429)))
+    resp = await router(a, mock("p/b")).complete(ask())
+    assert resp.alias == "p/b"
+    assert [(x.alias, x.outcome, x.status) for x in resp.attempts] == [
+        ("p/a", "error", 429), ("p/b", "ok", None)]
+    assert "RateLimited" in (resp.attempts[0].error or "")
+
+
+async def test_nested_pools() -> None:
+    """A router is an LLMClient: pools nest and attempts flow up."""
+    inner = f.AsyncRouter([mock("p/a", fail(f.ServerFailed("x"))), mock("p/b")], name="inner")
+    outer = f.AsyncRouter([inner, mock("p/c")])
+    resp = await outer.complete(ask())
+    assert resp.alias == "p/b"
+    assert [x.alias for x in resp.attempts] == ["p/a", "p/b"]
+
+
+# -- half-open probe ----------------------------------------------------------------
+
+
+async def test_exactly_one_of_100_concurrent_calls_probes(clock: FakeClock) -> None:
+    """After a park expires, one call probes; 99 others skip to the backup."""
+    release = anyio.Event()
+    probes = 0
+
+    async def recovering(request: f.ChatRequest) -> MockAnswer:
+        nonlocal probes
+        probes += 1
+        await release.wait()
+        return "recovered"
+
+    a, b = mock("p/a", recovering), mock("p/b")
+    r = router(a, b, clock=clock)
+    r.store.park("p/a", 5)
+    clock.advance(6)
+    results: list[str] = []
+
+    async def call() -> None:
+        results.append((await r.complete(ask())).alias)
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            for _ in range(100):
+                tg.start_soon(call)
+            await wait_all_tasks_blocked()
+            assert probes == 1
+            assert results.count("p/b") == 99
+            release.set()
+    assert probes == 1
+    assert results.count("p/a") == 1
+    assert (await r.complete(ask())).alias == "p/a"  # live again
+
+
+async def test_failed_probe_parks_longer(clock: FakeClock) -> None:
+    """A probe that fails parks the member again with a longer cooldown."""
+    a, b = mock("p/a", fail(f.ServerFailed("x"))), mock("p/b")
+    r = router(a, b, clock=clock, cooldown=5)
+    await r.complete(ask())
+    assert r.store.remaining("p/a") == 5
+    clock.advance(6)
+    await r.complete(ask())
+    assert r.store.remaining("p/a") == 10
+    assert len(a.requests) == 2
+
+
+# -- budgets and cancellation ----------------------------------------------------------
+
+
+async def hang(request: f.ChatRequest) -> MockAnswer:
+    await anyio.sleep_forever()
+    raise AssertionError("unreachable")
+
+
+async def test_call_timeout_raises_routing_timeout_and_parks_nothing() -> None:
+    """When the budget runs out mid-attempt, RoutingTimeout names it; nothing is parked."""
+    a, b = mock("p/a", fail(f.ServerFailed("x"))), mock("p/b", hang)
+    r = router(a, b, call_timeout=0.1)
+    with anyio.fail_after(5), pytest.raises(f.RoutingTimeout) as info:
+        await r.complete(ask())
+    assert [(x.alias, x.outcome) for x in info.value.attempts] == [("p/a", "error"), ("p/b", "error")]
+    assert "call_timeout" in (info.value.attempts[-1].error or "")
+    assert r.store.remaining("p/b") is None
+    assert r.store.remaining("p/a") is not None
+
+
+async def test_cancel_during_attempt_propagates_untouched() -> None:
+    """Cancelling the caller mid-attempt: no fallover, nothing parked."""
+    started = anyio.Event()
+
+    async def slow(request: f.ChatRequest) -> MockAnswer:
+        started.set()
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    a, b = mock("p/a", slow), mock("p/b")
+    r = router(a, b)
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(r.complete, ask())
+            await started.wait()
+            tg.cancel_scope.cancel()
+    assert b.requests == []
+    assert not r.store.has_parks()
+
+
+async def test_cancel_before_call() -> None:
+    """A call made in an already-cancelled scope reaches no member."""
+    a = mock("p/a")
+    r = router(a, mock("p/b"))
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        await r.complete(ask())
+    assert scope.cancelled_caught
+    assert a.requests == []
+
+
+async def test_cancel_between_attempts() -> None:
+    """A cancel arriving after one member failed stops the walk there."""
+    scope = anyio.CancelScope()
+
+    async def fail_and_cancel(request: f.ChatRequest) -> MockAnswer:
+        scope.cancel()
+        raise f.ServerFailed("x")
+
+    a, b = mock("p/a", fail_and_cancel), mock("p/b", hang)
+    r = router(a, b)
+    with scope:
+        await r.complete(ask())
+    assert b.requests == []
+    assert r.store.remaining("p/b") is None
+
+
+async def test_cancel_releases_a_held_probe(clock: FakeClock) -> None:
+    """A probing call that is cancelled gives the probe back."""
+    a, b = mock("p/a", hang), mock("p/b")
+    r = router(a, b, clock=clock)
+    r.store.park("p/a", 1)
+    clock.advance(2)
+    with anyio.move_on_after(0.05):
+        await r.complete(ask())
+    assert r.store.begin_probe("p/a") is True
+
+
+# -- streams -----------------------------------------------------------------------
+
+
+def pieces(*parts: str, then: Exception | None = None) -> Callable[[f.ChatRequest], Awaitable[MockAnswer]]:
+    async def handler(request: f.ChatRequest) -> MockAnswer:
+        async def gen() -> AsyncIterator[str]:
+            for p in parts:
+                yield p
+            if then is not None:
+                raise then
+
+        return gen()
+
+    return handler
+
+
+async def events_of(r: f.AsyncRouter, **kw: object) -> list[f.StreamEvent]:
+    with anyio.fail_after(5):
+        return [e async for e in r.stream(ask(), **kw)]  # type: ignore[arg-type]
+
+
+async def test_stream_falls_over_freely_before_text() -> None:
+    """A failure before the first TextDelta falls over silently."""
+    a = mock("p/a", pieces(then=f.ServerFailed("x")))
+    b = mock("p/b", pieces("he", "llo"))
+    events = await events_of(router(a, b))
+    assert [type(e) for e in events] == [f.TextDelta, f.TextDelta, f.Completed]
+    done = events[-1]
+    assert isinstance(done, f.Completed)
+    assert done.response.alias == "p/b" and done.response.text == "hello"
+    assert [x.outcome for x in done.response.attempts] == ["error", "ok"]
+
+
+async def test_stream_interrupted_after_text() -> None:
+    """After text, on_interrupt="error" raises StreamInterrupted with the partial text."""
+    a = mock("p/a", pieces("par", "tial", then=f.ConnectionFailed("cut")))
+    b = mock("p/b")
+    r = router(a, b)
+    with pytest.raises(f.StreamInterrupted) as info:
+        await events_of(r)
+    assert info.value.partial_text == "partial"
+    assert isinstance(info.value.error, f.ConnectionFailed)
+    assert b.requests == []
+    assert r.store.remaining("p/a") is not None
+
+
+async def test_stream_restart_streams_afresh_from_the_next_member() -> None:
+    """on_interrupt="restart" yields Restarted then a whole answer from the next member."""
+    a = mock("p/a", pieces("par", then=f.ConnectionFailed("cut")))
+    b = mock("p/b", pieces("whole ", "answer"))
+    events = await events_of(router(a, b), on_interrupt="restart")
+    assert [type(e).__name__ for e in events] == [
+        "TextDelta", "Restarted", "TextDelta", "TextDelta", "Completed"]
+    restarted = events[1]
+    assert isinstance(restarted, f.Restarted) and restarted.alias == "p/a"
+    done = events[-1]
+    assert isinstance(done, f.Completed) and done.response.text == "whole answer"
+    # never a prefill: b saw only the caller's messages
+    assert b.requests[0].messages == ask().messages
+
+
+async def test_stream_call_timeout() -> None:
+    """A stream that outlives call_timeout raises RoutingTimeout."""
+    r = router(mock("p/a", hang), mock("p/b"), call_timeout=0.1)
+    with pytest.raises(f.RoutingTimeout):
+        await events_of(r)
+    assert r.store.remaining("p/a") is None
+
+
+async def test_stream_exhaustion() -> None:
+    """Every member failing before text is AllModelsFailed."""
+    r = router(mock("p/a", pieces(then=f.ServerFailed("x"))), mock("p/b", pieces(then=f.ServerFailed("y"))))
+    with pytest.raises(f.AllModelsFailed):
+        await events_of(r)
+
+
+async def test_aclose_closes_members() -> None:
+    """Closing the router closes every member."""
+    a, b = mock("p/a"), mock("p/b")
+    async with router(a, b):
+        pass
+    assert a.closed and b.closed
+
+
+async def test_repr_shows_configuration() -> None:
+    """The repr lists members and policy."""
+    assert "p/a" in repr(router(mock("p/a"), mock("p/b"))) and "priority" in repr(router(mock("p/a")))
+
+
+async def test_fast_path_checkpoint() -> None:
+    """A healthy call needs no parks table at all."""
+    r = router(mock("p/a"), mock("p/b"))
+    await r.complete(ask())
+    await anyio.lowlevel.checkpoint()
+    assert not r.store.has_parks()
