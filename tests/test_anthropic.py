@@ -22,16 +22,28 @@ async def collect(c: f.LLMClient) -> list[f.StreamEvent]:
 
 async def test_request_shape_and_headers(capture: Capture) -> None:
     """System messages go top-level; x-api-key and anthropic-version are sent."""
-    capture.payload = {"model": "m-1", "content": [{"type": "text", "text": "hi"}],
-                       "stop_reason": "end_turn", "usage": {"input_tokens": 5, "output_tokens": 1}}
+    capture.payload = {
+        "model": "m-1",
+        "content": [{"type": "text", "text": "hi"}],
+        "stop_reason": "end_turn",
+        "usage": {"input_tokens": 5, "output_tokens": 1},
+    }
     async with an(capture.base_url) as c:
-        req = f.ChatRequest(messages=[f.Message(role="system", content="be brief"),
-                                      f.Message(role="user", content="x")])
+        req = f.ChatRequest(
+            messages=[
+                f.Message(role="system", content="be brief"),
+                f.Message(role="user", content="x"),
+            ]
+        )
         resp = await c.complete(req)
     ((path, headers, sent),) = capture.requests
     assert path == "/v1/messages"
-    assert sent == {"model": "m", "messages": [{"role": "user", "content": "x"}],
-                    "max_tokens": 4096, "system": "be brief"}
+    assert sent == {
+        "model": "m",
+        "messages": [{"role": "user", "content": "x"}],
+        "max_tokens": 4096,
+        "system": "be brief",
+    }
     assert headers["x-api-key"] == SECRET
     assert headers["anthropic-version"] == "2023-06-01"
     assert resp.text == "hi"

@@ -46,7 +46,9 @@ async def test_refused_connection(protocol: str) -> None:
         listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
         port = listener.extra(anyio.abc.SocketAttribute.local_port)
         await listener.aclose()
-    err = await fails_with(client(protocol, f"http://127.0.0.1:{port}", max_retries=0), f.ConnectionFailed)
+    err = await fails_with(
+        client(protocol, f"http://127.0.0.1:{port}", max_retries=0), f.ConnectionFailed
+    )
     assert "cannot connect" in str(err)
     assert err.alias == f"{protocol}/m"  # type: ignore[attr-defined]
 
@@ -135,7 +137,9 @@ async def test_request_fatal_errors_are_not_retried(protocol: str, simulator: Si
 async def test_body_cap(protocol: str, simulator: SimFactory) -> None:
     """A body over max_body_bytes fails as MalformedResponse."""
     sim = await simulator(m=Fault(reply="word " * 5000))
-    err = await fails_with(client(protocol, sim.base_url, max_body_bytes=1000, max_retries=0), f.MalformedResponse)
+    err = await fails_with(
+        client(protocol, sim.base_url, max_body_bytes=1000, max_retries=0), f.MalformedResponse
+    )
     assert "max_body_bytes" in str(err)
 
 
@@ -165,7 +169,9 @@ async def test_redirect_is_not_followed(protocol: str) -> None:
     port1 = s1._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     port2 = s2._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     try:
-        err = await fails_with(client(protocol, f"http://127.0.0.1:{port1}", max_retries=0), f.MalformedResponse)
+        err = await fails_with(
+            client(protocol, f"http://127.0.0.1:{port1}", max_retries=0), f.MalformedResponse
+        )
         assert "redirect" in str(err)
         assert seen == []
     finally:
@@ -179,7 +185,9 @@ async def test_key_never_in_errors_reprs_or_logs(
     """With DEBUG logging and a run of faults, the key appears nowhere."""
     caplog.set_level(logging.DEBUG)
     sim = await simulator(
-        a=Fault(statuses=[401]), b=Fault(statuses=[429, 500], retry_after=0), c=Fault(reset=True),
+        a=Fault(statuses=[401]),
+        b=Fault(statuses=[429, 500], retry_after=0),
+        c=Fault(reset=True),
         d=Fault(statuses=[502], html=True),
     )
     texts: list[str] = []
@@ -200,7 +208,8 @@ async def test_key_never_in_errors_reprs_or_logs(
 def test_every_aiohttp_error_is_mapped() -> None:
     """Every exception class aiohttp exports maps to a ProviderError."""
     classes = [
-        obj for name in aiohttp.__all__
+        obj
+        for name in aiohttp.__all__
         if inspect.isclass(obj := getattr(aiohttp, name)) and issubclass(obj, aiohttp.ClientError)
     ]
     assert len(classes) > 15

@@ -26,11 +26,31 @@ def anthropic(type_: str, message: str = "m") -> dict[str, object]:
 CASES = [
     # OpenAI, https://platform.openai.com/docs/guides/error-codes
     (429, openai("requests", "rate_limit_exceeded"), f.RateLimited),
-    (429, openai("insufficient_quota", "insufficient_quota", "You exceeded your current quota, please check your plan and billing details."), f.QuotaExhausted),
-    (400, openai("invalid_request_error", "context_length_exceeded", "This model's maximum context length is 8192 tokens."), f.ContextTooLong),
+    (
+        429,
+        openai(
+            "insufficient_quota",
+            "insufficient_quota",
+            "You exceeded your current quota, please check your plan and billing details.",
+        ),
+        f.QuotaExhausted,
+    ),
+    (
+        400,
+        openai(
+            "invalid_request_error",
+            "context_length_exceeded",
+            "This model's maximum context length is 8192 tokens.",
+        ),
+        f.ContextTooLong,
+    ),
     (400, openai("invalid_request_error", "content_policy_violation"), f.ContentFiltered),
     (400, openai("invalid_request_error", None, "'messages' is a required property"), f.BadRequest),
-    (401, openai("invalid_request_error", "invalid_api_key", "Incorrect API key provided"), f.AuthFailed),
+    (
+        401,
+        openai("invalid_request_error", "invalid_api_key", "Incorrect API key provided"),
+        f.AuthFailed,
+    ),
     (404, openai("invalid_request_error", "model_not_found"), f.ModelNotFound),
     (500, openai("server_error"), f.ServerFailed),
     (503, openai("server_error", None, "The engine is currently overloaded"), f.ServerFailed),
@@ -40,38 +60,157 @@ CASES = [
     (403, anthropic("permission_error"), f.AuthFailed),
     (404, anthropic("not_found_error"), f.ModelNotFound),
     (413, anthropic("request_too_large"), f.ContextTooLong),
-    (400, anthropic("invalid_request_error", "prompt is too long: 210000 tokens > 200000 maximum"), f.ContextTooLong),
+    (
+        400,
+        anthropic("invalid_request_error", "prompt is too long: 210000 tokens > 200000 maximum"),
+        f.ContextTooLong,
+    ),
     (429, anthropic("rate_limit_error"), f.RateLimited),
     (500, anthropic("api_error"), f.ServerFailed),
     (529, anthropic("overloaded_error"), f.ServerFailed),
-    (400, anthropic("invalid_request_error", "Your credit balance is too low to access the Anthropic API."), f.QuotaExhausted),
+    (
+        400,
+        anthropic(
+            "invalid_request_error", "Your credit balance is too low to access the Anthropic API."
+        ),
+        f.QuotaExhausted,
+    ),
     # Gemini, https://ai.google.dev/gemini-api/docs/troubleshooting
-    (429, {"error": {"code": 429, "message": "Resource has been exhausted", "status": "RESOURCE_EXHAUSTED"}}, f.RateLimited),
-    (503, [{"error": {"code": 503, "message": "The model is overloaded.", "status": "UNAVAILABLE"}}], f.ServerFailed),
-    (400, {"error": {"code": 400, "message": "API key not valid.", "status": "INVALID_ARGUMENT"}}, f.BadRequest),
-    (403, {"error": {"code": 403, "message": "denied", "status": "PERMISSION_DENIED"}}, f.AuthFailed),
+    (
+        429,
+        {
+            "error": {
+                "code": 429,
+                "message": "Resource has been exhausted",
+                "status": "RESOURCE_EXHAUSTED",
+            }
+        },
+        f.RateLimited,
+    ),
+    (
+        503,
+        [{"error": {"code": 503, "message": "The model is overloaded.", "status": "UNAVAILABLE"}}],
+        f.ServerFailed,
+    ),
+    (
+        400,
+        {"error": {"code": 400, "message": "API key not valid.", "status": "INVALID_ARGUMENT"}},
+        f.BadRequest,
+    ),
+    (
+        403,
+        {"error": {"code": 403, "message": "denied", "status": "PERMISSION_DENIED"}},
+        f.AuthFailed,
+    ),
     # DeepSeek, https://api-docs.deepseek.com/quick_start/error_codes
-    (402, {"error": {"message": "Insufficient Balance", "type": "unknown_error", "code": "invalid_request_error"}}, f.QuotaExhausted),
-    (422, {"error": {"message": "Invalid Parameters", "type": "invalid_request_error"}}, f.BadRequest),
+    (
+        402,
+        {
+            "error": {
+                "message": "Insufficient Balance",
+                "type": "unknown_error",
+                "code": "invalid_request_error",
+            }
+        },
+        f.QuotaExhausted,
+    ),
+    (
+        422,
+        {"error": {"message": "Invalid Parameters", "type": "invalid_request_error"}},
+        f.BadRequest,
+    ),
     (503, {"error": {"message": "Server Overloaded", "type": "unknown_error"}}, f.ServerFailed),
     # DashScope (compatible mode), https://help.aliyun.com/zh/model-studio/error-code
-    (429, {"error": {"code": "Throttling.RateQuota", "message": "Requests rate limit exceeded", "type": "Throttling.RateQuota"}}, f.RateLimited),
-    (400, {"error": {"code": "Arrearage", "message": "Access denied, please make sure your account is in good standing.", "type": "Arrearage"}}, f.QuotaExhausted),
-    (400, {"error": {"code": "data_inspection_failed", "message": "Input data may contain inappropriate content.", "type": "data_inspection_failed"}}, f.ContentFiltered),
+    (
+        429,
+        {
+            "error": {
+                "code": "Throttling.RateQuota",
+                "message": "Requests rate limit exceeded",
+                "type": "Throttling.RateQuota",
+            }
+        },
+        f.RateLimited,
+    ),
+    (
+        400,
+        {
+            "error": {
+                "code": "Arrearage",
+                "message": "Access denied, please make sure your account is in good standing.",
+                "type": "Arrearage",
+            }
+        },
+        f.QuotaExhausted,
+    ),
+    (
+        400,
+        {
+            "error": {
+                "code": "data_inspection_failed",
+                "message": "Input data may contain inappropriate content.",
+                "type": "data_inspection_failed",
+            }
+        },
+        f.ContentFiltered,
+    ),
     # Moonshot, https://platform.moonshot.cn/docs/api/chat
-    (429, {"error": {"message": "engine overloaded", "type": "engine_overloaded_error"}}, f.RateLimited),
-    (429, {"error": {"message": "quota exceeded", "type": "exceeded_current_quota_error"}}, f.QuotaExhausted),
-    (400, {"error": {"message": "Invalid request: Your request exceeded model token limit: 8192", "type": "invalid_request_error"}}, f.ContextTooLong),
+    (
+        429,
+        {"error": {"message": "engine overloaded", "type": "engine_overloaded_error"}},
+        f.RateLimited,
+    ),
+    (
+        429,
+        {"error": {"message": "quota exceeded", "type": "exceeded_current_quota_error"}},
+        f.QuotaExhausted,
+    ),
+    (
+        400,
+        {
+            "error": {
+                "message": "Invalid request: Your request exceeded model token limit: 8192",
+                "type": "invalid_request_error",
+            }
+        },
+        f.ContextTooLong,
+    ),
     # Zhipu, https://docs.bigmodel.cn/cn/faq/api-code
     (429, {"error": {"code": "1113", "message": "您的账户已欠费"}}, f.QuotaExhausted),
     (429, {"error": {"code": "1302", "message": "您当前使用该API的并发数过高"}}, f.RateLimited),
-    (400, {"error": {"code": "1301", "message": "系统检测到输入或生成内容可能包含不安全或敏感内容"}}, f.ContentFiltered),
+    (
+        400,
+        {"error": {"code": "1301", "message": "系统检测到输入或生成内容可能包含不安全或敏感内容"}},
+        f.ContentFiltered,
+    ),
     (400, {"error": {"code": "1261", "message": "Prompt 超长"}}, f.ContextTooLong),
     # Volcengine Ark, https://www.volcengine.com/docs/82379/1299023
-    (429, {"error": {"code": "RateLimitExceeded.EndpointRPMExceeded", "message": "rpm", "type": "TooManyRequests"}}, f.RateLimited),
-    (429, {"error": {"code": "ServerOverloaded", "message": "busy", "type": "TooManyRequests"}}, f.RateLimited),
-    (403, {"error": {"code": "AccountOverdueError", "message": "overdue", "type": "Forbidden"}}, f.QuotaExhausted),
-    (400, {"error": {"code": "SensitiveContentDetected", "message": "x", "type": "BadRequest"}}, f.ContentFiltered),
+    (
+        429,
+        {
+            "error": {
+                "code": "RateLimitExceeded.EndpointRPMExceeded",
+                "message": "rpm",
+                "type": "TooManyRequests",
+            }
+        },
+        f.RateLimited,
+    ),
+    (
+        429,
+        {"error": {"code": "ServerOverloaded", "message": "busy", "type": "TooManyRequests"}},
+        f.RateLimited,
+    ),
+    (
+        403,
+        {"error": {"code": "AccountOverdueError", "message": "overdue", "type": "Forbidden"}},
+        f.QuotaExhausted,
+    ),
+    (
+        400,
+        {"error": {"code": "SensitiveContentDetected", "message": "x", "type": "BadRequest"}},
+        f.ContentFiltered,
+    ),
     # OpenRouter, https://openrouter.ai/docs/api-reference/errors
     (402, {"error": {"code": 402, "message": "Insufficient credits"}}, f.QuotaExhausted),
     (429, {"error": {"code": 429, "message": "Rate limited"}}, f.RateLimited),
@@ -115,9 +254,14 @@ def test_anthropic_error_event_under_200() -> None:
 
 def test_keys_in_provider_messages_are_redacted() -> None:
     """A provider echoing a key (or our exact key) never gets it into our message."""
-    body = openai("invalid_request_error", "invalid_api_key",
-                  "Incorrect API key provided: sk-abcdef1234567890. You can find your key...")
-    err = error_from_http(401, {}, json.dumps(body).encode(), alias="p/m", secret="sk-abcdef1234567890")
+    body = openai(
+        "invalid_request_error",
+        "invalid_api_key",
+        "Incorrect API key provided: sk-abcdef1234567890. You can find your key...",
+    )
+    err = error_from_http(
+        401, {}, json.dumps(body).encode(), alias="p/m", secret="sk-abcdef1234567890"
+    )
     assert "abcdef1234567890" not in str(err)
     assert "abcdef1234567890" not in repr(err)
     assert redact("token key-ABCDEFGH12", None) == "token key-[redacted]"

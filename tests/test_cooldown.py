@@ -42,13 +42,13 @@ def test_single_probe_after_expiry(clock: FakeClock) -> None:
     store.park("a", 1)
     clock.advance(2)
     assert store.remaining("a") is None
-    assert store.begin_probe("a") is True
-    assert [store.begin_probe("a") for _ in range(5)] == [False] * 5
+    assert store._take_probe("a") is True
+    assert [store._take_probe("a") for _ in range(5)] == [False] * 5
     store.end_probe("a")  # no outcome: the next caller may probe
-    assert store.begin_probe("a") is True
+    assert store._take_probe("a") is True
     store.succeeded("a")
-    assert store.begin_probe("a") is True
-    assert store.begin_probe("a") is True  # live again: no probe needed
+    assert store._take_probe("a") is True
+    assert store._take_probe("a") is True  # live again: no probe needed
 
 
 def test_failed_probe_parks_again(clock: FakeClock) -> None:
@@ -57,7 +57,7 @@ def test_failed_probe_parks_again(clock: FakeClock) -> None:
     store.park("a", 1)
     clock.advance(2)
     store.remaining("a")
-    assert store.begin_probe("a")
+    assert store._take_probe("a")
     store.park("a", 10)
     assert store.remaining("a") == 10
     assert store._probing == set()

@@ -25,7 +25,8 @@ async def test_results_in_input_order_with_failures_in_place() -> None:
     results = await f.fan_out(client, [ask(str(i)) for i in range(10)], concurrency=4)
     assert isinstance(results[3], f.BadRequest)
     assert [r.text for i, r in enumerate(results) if i != 3] == [  # type: ignore[union-attr]
-        str(i) for i in range(10) if i != 3]
+        str(i) for i in range(10) if i != 3
+    ]
 
 
 async def test_concurrency_is_bounded() -> None:

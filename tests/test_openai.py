@@ -22,23 +22,40 @@ async def collect(c: f.LLMClient, **kw: object) -> list[f.StreamEvent]:
 
 async def test_request_shape_and_headers(capture: Capture) -> None:
     """The body carries the client's model, messages and options; the key goes in Bearer."""
-    capture.payload = {"model": "m-2024", "choices": [{"message": {"content": "hi"}, "finish_reason": "stop"}],
-                       "usage": {"prompt_tokens": 3, "completion_tokens": 1}}
+    capture.payload = {
+        "model": "m-2024",
+        "choices": [{"message": {"content": "hi"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 1},
+    }
     c = oa(capture.base_url, headers={"X-Team": "review"})
     async with c:
-        req = f.ChatRequest(messages=[f.Message(role="system", content="be brief"),
-                                      f.Message(role="user", content="x")],
-                            model="ignored-by-nobody", max_tokens=5, temperature=0.1)
+        req = f.ChatRequest(
+            messages=[
+                f.Message(role="system", content="be brief"),
+                f.Message(role="user", content="x"),
+            ],
+            model="ignored-by-nobody",
+            max_tokens=5,
+            temperature=0.1,
+        )
         resp = await c.complete(req)
     ((path, headers, sent),) = capture.requests
     assert path == "/v1/chat/completions"
     assert headers["Authorization"] == f"Bearer {SECRET}"
     assert headers["X-Team"] == "review"
-    assert sent == {"model": "m", "messages": [{"role": "system", "content": "be brief"},
-                                              {"role": "user", "content": "x"}],
-                    "max_tokens": 5, "temperature": 0.1}
-    assert resp == f.ChatResponse(text="hi", model="m-2024", alias="openai/m",
-                                  usage=f.Usage(input_tokens=3, output_tokens=1), finish_reason="stop")
+    assert sent == {
+        "model": "m",
+        "messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "x"}],
+        "max_tokens": 5,
+        "temperature": 0.1,
+    }
+    assert resp == f.ChatResponse(
+        text="hi",
+        model="m-2024",
+        alias="openai/m",
+        usage=f.Usage(input_tokens=3, output_tokens=1),
+        finish_reason="stop",
+    )
 
 
 async def test_error_object_under_200(capture: Capture) -> None:

@@ -29,8 +29,11 @@ def fail(exc: Exception) -> Callable[[f.ChatRequest], Awaitable[MockAnswer]]:
     return handler
 
 
-def mock(alias: str, handler: Callable[[f.ChatRequest], Awaitable[MockAnswer]] | None = None,
-         **kw: object) -> f.MockClient:
+def mock(
+    alias: str,
+    handler: Callable[[f.ChatRequest], Awaitable[MockAnswer]] | None = None,
+    **kw: object,
+) -> f.MockClient:
     return f.MockClient(handler or ok(alias), alias=alias, **kw)  # type: ignore[arg-type]
 
 
@@ -101,7 +104,10 @@ async def test_context_too_long_goes_to_a_larger_window() -> None:
     assert resp.alias == "p/c"
     assert b.requests == []
     assert [(x.alias, x.outcome) for x in resp.attempts] == [
-        ("p/a", "error"), ("p/b", "skipped"), ("p/c", "ok")]
+        ("p/a", "error"),
+        ("p/b", "skipped"),
+        ("p/c", "ok"),
+    ]
 
 
 async def test_context_too_long_without_larger_window_is_raised() -> None:
@@ -184,7 +190,12 @@ async def test_parked_members_are_skipped_then_tried_last(clock: FakeClock) -> N
     assert calls == ["p/b", "p/c"]
     assert resp.alias == "p/c"
     assert [(x.alias, x.outcome) for x in resp.attempts] == [
-        ("p/a", "skipped"), ("p/b", "skipped"), ("p/c", "skipped"), ("p/b", "error"), ("p/c", "ok")]
+        ("p/a", "skipped"),
+        ("p/b", "skipped"),
+        ("p/c", "skipped"),
+        ("p/b", "error"),
+        ("p/c", "ok"),
+    ]
 
 
 async def test_all_failed_lists_every_member_and_soonest_retry(clock: FakeClock) -> None:
@@ -215,7 +226,9 @@ async def test_attempts_record_the_fallover() -> None:
     resp = await router(a, mock("p/b")).complete(ask())
     assert resp.alias == "p/b"
     assert [(x.alias, x.outcome, x.status) for x in resp.attempts] == [
-        ("p/a", "error", 429), ("p/b", "ok", None)]
+        ("p/a", "error", 429),
+        ("p/b", "ok", None),
+    ]
     assert "RateLimited" in (resp.attempts[0].error or "")
 
 
@@ -290,7 +303,10 @@ async def test_call_timeout_raises_routing_timeout_and_parks_nothing() -> None:
     r = router(a, b, call_timeout=0.1)
     with anyio.fail_after(5), pytest.raises(f.RoutingTimeout) as info:
         await r.complete(ask())
-    assert [(x.alias, x.outcome) for x in info.value.attempts] == [("p/a", "error"), ("p/b", "error")]
+    assert [(x.alias, x.outcome) for x in info.value.attempts] == [
+        ("p/a", "error"),
+        ("p/b", "error"),
+    ]
     assert "call_timeout" in (info.value.attempts[-1].error or "")
     assert r.store.remaining("p/b") is None
     assert r.store.remaining("p/a") is not None
@@ -351,13 +367,15 @@ async def test_cancel_releases_a_held_probe(clock: FakeClock) -> None:
     clock.advance(2)
     with anyio.move_on_after(0.05):
         await r.complete(ask())
-    assert r.store.begin_probe("p/a") is True
+    assert await r.store.begin_probe("p/a") is True
 
 
 # -- streams -----------------------------------------------------------------------
 
 
-def pieces(*parts: str, then: Exception | None = None) -> Callable[[f.ChatRequest], Awaitable[MockAnswer]]:
+def pieces(
+    *parts: str, then: Exception | None = None
+) -> Callable[[f.ChatRequest], Awaitable[MockAnswer]]:
     async def handler(request: f.ChatRequest) -> MockAnswer:
         async def gen() -> AsyncIterator[str]:
             for p in parts:
@@ -406,7 +424,12 @@ async def test_stream_restart_streams_afresh_from_the_next_member() -> None:
     b = mock("p/b", pieces("whole ", "answer"))
     events = await events_of(router(a, b), on_interrupt="restart")
     assert [type(e).__name__ for e in events] == [
-        "TextDelta", "Restarted", "TextDelta", "TextDelta", "Completed"]
+        "TextDelta",
+        "Restarted",
+        "TextDelta",
+        "TextDelta",
+        "Completed",
+    ]
     restarted = events[1]
     assert isinstance(restarted, f.Restarted) and restarted.alias == "p/a"
     done = events[-1]
@@ -425,7 +448,9 @@ async def test_stream_call_timeout() -> None:
 
 async def test_stream_exhaustion() -> None:
     """Every member failing before text is AllModelsFailed."""
-    r = router(mock("p/a", pieces(then=f.ServerFailed("x"))), mock("p/b", pieces(then=f.ServerFailed("y"))))
+    r = router(
+        mock("p/a", pieces(then=f.ServerFailed("x"))), mock("p/b", pieces(then=f.ServerFailed("y")))
+    )
     with pytest.raises(f.AllModelsFailed):
         await events_of(r)
 
@@ -440,7 +465,9 @@ async def test_aclose_closes_members() -> None:
 
 async def test_repr_shows_configuration() -> None:
     """The repr lists members and policy."""
-    assert "p/a" in repr(router(mock("p/a"), mock("p/b"))) and "priority" in repr(router(mock("p/a")))
+    assert "p/a" in repr(router(mock("p/a"), mock("p/b"))) and "priority" in repr(
+        router(mock("p/a"))
+    )
 
 
 async def test_fast_path_checkpoint() -> None:

@@ -17,7 +17,6 @@ from fallover._sim import Fault, Simulator
 
 from .conftest import Recorder, SimFactory, ask
 
-
 _open: list[f.AsyncRouter] = []
 
 
@@ -122,11 +121,17 @@ async def test_slow_first_token_hands_over(simulator: SimFactory) -> None:
 
 @pytest.mark.parametrize(
     "fault",
-    [Fault(stream_cut_after=2), Fault(stall_after=2), Fault(malformed_after=2),
-     Fault(no_terminal=True, no_finish=True)],
+    [
+        Fault(stream_cut_after=2),
+        Fault(stall_after=2),
+        Fault(malformed_after=2),
+        Fault(no_terminal=True, no_finish=True),
+    ],
     ids=["cut", "stall", "malformed", "no-terminal"],
 )
-async def test_broken_streams_restart_into_a_whole_answer(simulator: SimFactory, fault: Fault) -> None:
+async def test_broken_streams_restart_into_a_whole_answer(
+    simulator: SimFactory, fault: Fault
+) -> None:
     """Cut, stalled, malformed or unterminated streams never 'succeed' truncated."""
     sim = await simulator(primary=fault)
     r, _ = pool(sim, idle_timeout=0.2)
@@ -136,7 +141,7 @@ async def test_broken_streams_restart_into_a_whole_answer(simulator: SimFactory,
     done = events[-1]
     assert isinstance(done, f.Completed)
     assert done.response.alias == "anthropic/backup"
-    after = events[[type(e) for e in events].index(f.Restarted) + 1:-1]
+    after = events[[type(e) for e in events].index(f.Restarted) + 1 : -1]
     assert "".join(e.text for e in after if isinstance(e, f.TextDelta)) == done.response.text
 
 
@@ -154,7 +159,9 @@ async def test_missing_done_with_finish_reason_is_prompt(simulator: SimFactory) 
 async def test_context_length_goes_to_a_larger_member(simulator: SimFactory) -> None:
     """Context length → one attempt, then a member with a larger window."""
     sim = await simulator(primary=Fault(context_window=1))
-    a = f.OpenAIClient(model="primary", base_url=sim.base_url + "/v1", context_window=8000, max_retries=2)
+    a = f.OpenAIClient(
+        model="primary", base_url=sim.base_url + "/v1", context_window=8000, max_retries=2
+    )
     b = f.AnthropicClient(model="backup", base_url=sim.base_url, context_window=200000)
     r = track(f.AsyncRouter([a, b]))
     resp = await complete(r)
@@ -189,8 +196,9 @@ async def test_outage_then_recovery(simulator: SimFactory) -> None:
 
 async def test_failed_over_answer_reports_backup_model_and_usage(simulator: SimFactory) -> None:
     """The answer names the backup's reported model and its usage."""
-    sim = await simulator(primary=Fault(statuses=[503], repeat=True),
-                          backup=Fault(model="claude-reported"))
+    sim = await simulator(
+        primary=Fault(statuses=[503], repeat=True), backup=Fault(model="claude-reported")
+    )
     r, _ = pool(sim)
     resp = await complete(r)
     assert resp.model == "claude-reported"

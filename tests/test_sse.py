@@ -59,8 +59,13 @@ class Trickle:
 
 async def test_first_token_timeout_ignores_keepalives() -> None:
     """Comments before the first text do not extend the first-token deadline."""
-    reader = SSEReader(Trickle(b": ping\n\n", b": ping\n\n"), alias="p/m",
-                       first_token_timeout=0.05, idle_timeout=10, max_line_bytes=100)
+    reader = SSEReader(
+        Trickle(b": ping\n\n", b": ping\n\n"),
+        alias="p/m",
+        first_token_timeout=0.05,
+        idle_timeout=10,
+        max_line_bytes=100,
+    )
     with anyio.fail_after(5), pytest.raises(f.ProviderTimeout, match="first_token_timeout"):
         async for _ in reader.events():
             pass
@@ -68,8 +73,13 @@ async def test_first_token_timeout_ignores_keepalives() -> None:
 
 async def test_idle_timeout_after_text() -> None:
     """After text, silence longer than idle_timeout is a stall."""
-    reader = SSEReader(Trickle(b"data: a\n\n"), alias="p/m",
-                       first_token_timeout=None, idle_timeout=0.05, max_line_bytes=100)
+    reader = SSEReader(
+        Trickle(b"data: a\n\n"),
+        alias="p/m",
+        first_token_timeout=None,
+        idle_timeout=0.05,
+        max_line_bytes=100,
+    )
     got = []
     with anyio.fail_after(5), pytest.raises(f.ProviderTimeout, match="idle_timeout"):
         async for event in reader.events():

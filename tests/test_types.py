@@ -30,8 +30,11 @@ def test_types_are_frozen_and_keyword_only() -> None:
 def test_stream_events_are_a_tagged_union() -> None:
     """Events encode with their tag and decode back into the right class."""
     resp = fallover.ChatResponse(text="t", model="m", alias="p/m")
-    events = [fallover.TextDelta(text="a"), fallover.Restarted(alias="p/m", reason="r"),
-              fallover.Completed(response=resp)]
+    events = [
+        fallover.TextDelta(text="a"),
+        fallover.Restarted(alias="p/m", reason="r"),
+        fallover.Completed(response=resp),
+    ]
     raw = msgspec.json.encode(events)
     assert b'"type":"text_delta"' in raw
     back = msgspec.json.decode(raw, type=list[fallover.StreamEvent])

@@ -201,7 +201,9 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         else:
             data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"not valid {found.suffix.lstrip('.').upper() or 'TOML'}: {exc}", path=name) from exc
+        raise ConfigError(
+            f"not valid {found.suffix.lstrip('.').upper() or 'TOML'}: {exc}", path=name
+        ) from exc
     except UnicodeDecodeError as exc:
         raise ConfigError("not UTF-8 text", path=name) from exc
     if not isinstance(data, dict):
@@ -250,7 +252,7 @@ def _validate(config: Config) -> None:
         )
     if not (r.store == "memory" or r.store.startswith(("redis://", "rediss://", "unix://"))):
         raise ConfigError(
-            f"{r.store!r} is not a store (use \"memory\" or a redis:// URL)",
+            f'{r.store!r} is not a store (use "memory" or a redis:// URL)',
             path=path,
             key="routing.store",
         )
@@ -263,7 +265,7 @@ def _validate(config: Config) -> None:
         if name not in PRESETS and p.protocol is None:
             raise ConfigError(
                 "protocol is required for a provider that is not built in "
-                "(\"openai\" or \"anthropic\")",
+                '("openai" or "anthropic")',
                 path=path,
                 key=f"providers.{name}.protocol",
             )
@@ -319,9 +321,7 @@ def _provider(config: Config, name: str, key: str) -> tuple[Preset | None, Provi
     declared = config.providers.get(name)
     if preset is None and declared is None:
         known = ", ".join(sorted({*PRESETS, *config.providers}))
-        raise ConfigError(
-            f"{name!r} is not a provider (known: {known})", path=config.path, key=key
-        )
+        raise ConfigError(f"{name!r} is not a provider (known: {known})", path=config.path, key=key)
     return preset, declared or ProviderConfig()
 
 
@@ -388,18 +388,21 @@ def _split(spec: str, *, config: Config, key: str) -> tuple[str, str | None]:
     return provider, (model if sep else None)
 
 
-def plan(
-    config: Config, model: str | None = None, *, env: Mapping[str, str] | None = None
-) -> Plan:
+def plan(config: Config, model: str | None = None, *, env: Mapping[str, str] | None = None) -> Plan:
     """Resolve the pool without touching any key."""
     r = config.routing
     if model is not None:
         provider, m = _split(model, config=config, key="--model")
-        return Plan(members=(_member(config, provider, m, key="--model"),), routing=r, path=config.path)
+        return Plan(
+            members=(_member(config, provider, m, key="--model"),), routing=r, path=config.path
+        )
     if r.models:
         members = tuple(
             _member(
-                config, entry.provider, entry.model, key=f"routing.models[{i}]",
+                config,
+                entry.provider,
+                entry.model,
+                key=f"routing.models[{i}]",
                 context_window=entry.context_window,
             )
             for i, entry in enumerate(r.models)
@@ -416,7 +419,9 @@ def plan(
         return Plan(members=members, routing=r, path=config.path)
     if config.model:
         provider, m = _split(config.model, config=config, key="model")
-        return Plan(members=(_member(config, provider, m, key="model"),), routing=r, path=config.path)
+        return Plan(
+            members=(_member(config, provider, m, key="model"),), routing=r, path=config.path
+        )
     # Nothing chosen: every preset whose key is present, in PRESETS order.
     environ = os.environ if env is None else env
     auto = tuple(
@@ -427,7 +432,7 @@ def plan(
     if not auto:
         raise ConfigError(
             "no model configured and no provider key in the environment "
-            "(set model = \"provider/model\", or a key such as OPENAI_API_KEY)",
+            '(set model = "provider/model", or a key such as OPENAI_API_KEY)',
             path=config.path,
             key="model",
         )
@@ -459,8 +464,12 @@ def _run_key_cmd(member: Member, path: str | None) -> str:
     shown = shlex.join(argv)
     key = f"providers.{member.provider}.api_key_cmd"
     try:
-        done = subprocess.run(  # noqa: S603 - the user's own command, run without a shell
-            argv, capture_output=True, timeout=KEY_CMD_TIMEOUT, check=False, stdin=subprocess.DEVNULL
+        done = subprocess.run(
+            argv,
+            capture_output=True,
+            timeout=KEY_CMD_TIMEOUT,
+            check=False,
+            stdin=subprocess.DEVNULL,
         )
     except FileNotFoundError:
         raise ConfigError(f"command not found: {shown}", path=path, key=key) from None
@@ -472,7 +481,9 @@ def _run_key_cmd(member: Member, path: str | None) -> str:
         raise ConfigError(f"cannot run {shown}: {exc.strerror}", path=path, key=key) from None
     if done.returncode != 0:
         # Never echo its output: it may hold the secret or part of it.
-        raise ConfigError(f"command {shown} exited with status {done.returncode}", path=path, key=key)
+        raise ConfigError(
+            f"command {shown} exited with status {done.returncode}", path=path, key=key
+        )
     value = done.stdout.decode("utf-8", "replace").strip()
     if not value:
         raise ConfigError(f"command {shown} printed no key", path=path, key=key)

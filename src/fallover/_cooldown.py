@@ -28,8 +28,12 @@ class CooldownStore(Protocol):
         """Seconds until ``key`` may be tried, or None when it is not parked."""
         ...
 
-    def begin_probe(self, key: str) -> bool:
-        """False when another caller is probing half-open ``key``; else True (probe held if half-open)."""
+    def half_open(self, key: str) -> bool:
+        """True when ``key``'s park has run out but no probe has proved it live yet."""
+        ...
+
+    async def begin_probe(self, key: str) -> bool:
+        """Take the single probe of half-open ``key``; False when another caller holds it."""
         ...
 
     def end_probe(self, key: str) -> None:
@@ -37,7 +41,7 @@ class CooldownStore(Protocol):
         ...
 
     def park(self, key: str, seconds: float) -> float:
-        """Park ``key`` for at least ``seconds`` (never shortening a park); return its remaining time."""
+        """Park ``key`` for at least ``seconds``, never shortening; return the time left."""
         ...
 
     def succeeded(self, key: str) -> None:
@@ -80,7 +84,13 @@ class MemoryCooldowns:
         self._half_open.add(key)
         return None
 
-    def begin_probe(self, key: str) -> bool:
+    def half_open(self, key: str) -> bool:
+        return key in self._half_open
+
+    async def begin_probe(self, key: str) -> bool:
+        return self._take_probe(key)
+
+    def _take_probe(self, key: str) -> bool:
         if key not in self._half_open:
             return True
         if key in self._probing:
@@ -122,4 +132,3 @@ class MemoryCooldowns:
         self._until.clear()
         self._half_open.clear()
         self._probing.clear()
-

@@ -1,4 +1,4 @@
-"""How long the server asked us to wait: ``retry-after-ms``, ``Retry-After`` seconds or HTTP-date."""
+"""How long the server asked us to wait: ``retry-after-ms``, ``Retry-After`` or an HTTP-date."""
 
 from __future__ import annotations
 

@@ -121,6 +121,8 @@ class AsyncRouter:
         for member in call.members():
             # A cancelled caller stops here, before the next member is even asked.
             await anyio.lowlevel.checkpoint_if_cancelled()
+            if call.probe is not None and not await call.admit(member):
+                continue
             call.start(member)
             try:
                 response = await member.complete(request)
@@ -143,6 +145,8 @@ class AsyncRouter:
         try:
             for member in call.members():
                 await anyio.lowlevel.checkpoint_if_cancelled()
+                if call.probe is not None and not await call.admit(member):
+                    continue
                 call.start(member)
                 events = member.stream(request, on_interrupt="error")
                 parts: list[str] = []
@@ -219,6 +223,7 @@ class _Call:
         "_tail",
         "attempts",
         "context_floor",
+        "probe",
         "router",
     )
 
@@ -228,6 +233,7 @@ class _Call:
         self.context_floor: int | None = None  # after ContextTooLong: only larger windows
         self._probes: list[str] = []
         self._tail: list[LLMClient] = []
+        self.probe: LLMClient | None = None  # the half-open member just yielded, if any
         self._current: LLMClient | None = None
         self._started = 0.0
 
@@ -253,22 +259,35 @@ class _Call:
             key = member.alias
             left = store.remaining(key)
             if left is None:
-                if store.begin_probe(key):
-                    if key not in self._probes:
-                        self._probes.append(key)
-                    if self._fits(member):
-                        yield member
-                    continue
-                left = 0.0
-            self.attempts.append(
-                Attempt(alias=key, outcome="skipped", error=f"parked ({left:.1f}s left)")
-            )
-            tail.append(member)
+                if self._fits(member):
+                    if store.half_open(key):
+                        self.probe = member  # the caller must win the probe before asking it
+                    yield member
+                continue
+            self.skip(member, left)
         # Last resort: try the parked ones anyway, soonest back first.
         tail.sort(key=lambda m: store.remaining(m.alias) or 0.0)
         for member in tail:
             if self._fits(member):
                 yield member
+
+    def skip(self, member: LLMClient, left: float) -> None:
+        """Record a parked member and keep it for the last-resort tail."""
+        self.attempts.append(
+            Attempt(alias=member.alias, outcome="skipped", error=f"parked ({left:.1f}s left)")
+        )
+        self._tail.append(member)
+
+    async def admit(self, member: LLMClient) -> bool:
+        """True when ``member`` may be asked now: not half-open, or this call won its probe."""
+        if self.probe is not member:
+            return True
+        self.probe = None
+        if await self.router._store.begin_probe(member.alias):
+            self._probes.append(member.alias)
+            return True
+        self.skip(member, 0.0)
+        return False
 
     def _fits(self, member: LLMClient) -> bool:
         floor = self.context_floor
@@ -326,7 +345,9 @@ class _Call:
             )
         )
         if not isinstance(exc, e.FalloverError):
-            log.warning("%s raised %s; falling over", member.alias, type(exc).__name__, exc_info=exc)
+            log.warning(
+                "%s raised %s; falling over", member.alias, type(exc).__name__, exc_info=exc
+            )
         self._park(member, exc, v)
         if v.action == "raise":
             raise exc

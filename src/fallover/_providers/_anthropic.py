@@ -185,5 +185,3 @@ class _AnthropicStream(StreamParser):
                 )
             ]
         return []
-
-

@@ -86,7 +86,7 @@ class StreamEnd(msgspec.Struct, kw_only=True, frozen=True):
 
 
 # Order matters: the first matching class wins (subclasses before their bases).
-_TRANSPORT_ERRORS: tuple[tuple[type[BaseException], type[e.ProviderError], str], ...] = (
+_TRANSPORT_ERRORS: tuple[tuple[type[Exception], type[e.ProviderError], str], ...] = (
     (aiohttp.ConnectionTimeoutError, e.ProviderTimeout, "connect timed out"),
     (aiohttp.SocketTimeoutError, e.ProviderTimeout, "socket read timed out"),
     (aiohttp.ServerTimeoutError, e.ProviderTimeout, "server timed out"),
@@ -104,7 +104,9 @@ _TRANSPORT_ERRORS: tuple[tuple[type[BaseException], type[e.ProviderError], str],
     (msgspec.ValidationError, e.MalformedResponse, "unexpected JSON shape"),
     (UnicodeDecodeError, e.MalformedResponse, "body is not UTF-8"),
 )
-_MAPPED = tuple(t for t, _, _ in _TRANSPORT_ERRORS)
+_MAPPED: tuple[type[Exception], ...] = tuple(
+    t for t, _, _ in _TRANSPORT_ERRORS if issubclass(t, Exception)
+)
 
 
 def map_transport_error(exc: Exception, *, alias: str, secret: str | None) -> e.ProviderError:
@@ -126,7 +128,7 @@ def map_transport_error(exc: Exception, *, alias: str, secret: str | None) -> e.
 
 def backoff_delay(attempt: int, *, rand: Callable[[], float] = random.random) -> float:
     """Exponential backoff from 0.5 s, doubling, capped at 8 s, with jitter in [d/2, d]."""
-    base = min(BACKOFF_FIRST * (2**attempt), BACKOFF_CAP)
+    base: float = min(BACKOFF_FIRST * (2.0**attempt), BACKOFF_CAP)
     return base * (0.5 + rand() / 2)
 
 
@@ -412,7 +414,7 @@ class BaseClient(abc.ABC):
                         return
             except e.ProviderError as exc:
                 delay = self._retry_delay(exc, retries)
-                if parts and on_interrupt == "error" or delay is None:
+                if (parts and on_interrupt == "error") or delay is None:
                     if parts:
                         raise e.StreamInterrupted(
                             f"{self.alias}: stream failed after text: {exc}",
@@ -422,8 +424,8 @@ class BaseClient(abc.ABC):
                     raise
                 if parts:
                     yield Restarted(alias=self.alias, reason=str(exc))
-            retries += 1
-            await self._sleep(delay)
+                retries += 1
+                await self._sleep(delay)
 
     async def _stream_once(self, request: ChatRequest) -> AsyncIterator[str | StreamEnd]:
         payload = self._encode(request, stream=True)

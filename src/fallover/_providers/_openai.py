@@ -148,7 +148,9 @@ class _OpenAIStream(StreamParser):
         data = event.data
         if data == "[DONE]":
             if self.finish_reason is None:
-                raise e.ConnectionFailed("stream sent [DONE] before any finish_reason", alias=self.alias)
+                raise e.ConnectionFailed(
+                    "stream sent [DONE] before any finish_reason", alias=self.alias
+                )
             return [self._end()]
         if event.event == "error":
             raise self.error(msgspec.json.decode(data))

@@ -164,5 +164,3 @@ class SSEReader:
                 return
             for event in self._decoder.feed(chunk):
                 yield event
-
-

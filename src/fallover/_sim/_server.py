@@ -184,7 +184,9 @@ class Simulator:
         }
         self.log.append(entry)
         if protocol == "anthropic" and "anthropic-version" not in request.headers:
-            return _error(protocol, 400, "invalid_request_error", "anthropic-version missing", fault)
+            return _error(
+                protocol, 400, "invalid_request_error", "anthropic-version missing", fault
+            )
         if fault.latency:
             await asyncio.sleep(fault.latency)
         if status != 200:
@@ -227,7 +229,9 @@ def _drop(request: web.Request) -> None:
         transport.abort()
 
 
-def _error(protocol: str, status: int, kind: str | None, message: str, fault: Fault) -> web.Response:
+def _error(
+    protocol: str, status: int, kind: str | None, message: str, fault: Fault
+) -> web.Response:
     headers: dict[str, str] = {}
     if fault.retry_after is not None:
         headers["Retry-After"] = f"{fault.retry_after:g}"
@@ -328,20 +332,32 @@ async def _stream(
         if fault.stall_after is not None and i >= fault.stall_after:
             await _pause(resp, 3600.0, fault.keepalive)
         if fault.malformed_after is not None and i >= fault.malformed_after:
-            await resp.write(b"data: {\"choices\": [ this is not json\n\n")
+            await resp.write(b'data: {"choices": [ this is not json\n\n')
             return resp
         if fault.error_after is not None and i >= fault.error_after:
             if anthropic:
-                await send("error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
+                await send(
+                    "error",
+                    {
+                        "type": "error",
+                        "error": {"type": "overloaded_error", "message": "Overloaded"},
+                    },
+                )
             else:
-                await send("", {"error": {"type": "server_error", "message": "simulated mid-stream error"}})
+                await send(
+                    "", {"error": {"type": "server_error", "message": "simulated mid-stream error"}}
+                )
             return resp
         if i and fault.token_delay:
             await _pause(resp, fault.token_delay, fault.keepalive)
         if anthropic:
             await send(
                 "content_block_delta",
-                {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}},
+                {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": "text_delta", "text": piece},
+                },
             )
         else:
             await send("", {"model": model, "choices": [{"index": 0, "delta": {"content": piece}}]})
@@ -350,13 +366,20 @@ async def _stream(
         await send("content_block_stop", {"type": "content_block_stop", "index": 0})
         await send(
             "message_delta",
-            {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": out_tokens}},
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": "end_turn"},
+                "usage": {"output_tokens": out_tokens},
+            },
         )
         if not fault.no_terminal:
             await send("message_stop", {"type": "message_stop"})
     else:
         if not fault.no_finish:
-            await send("", {"model": model, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+            await send(
+                "",
+                {"model": model, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+            )
             await send(
                 "",
                 {
