@@ -14,6 +14,7 @@ waits because of the store.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -98,6 +99,7 @@ class RedisCooldowns(MemoryCooldowns):
         self._closed = False
         self._token = f"{os.getpid()}-{id(self)}"
         self._locks: set[str] = set()  # probe locks this store holds in Redis
+        self._background: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
         return f"RedisCooldowns({redact_url(self.url)!r}, pool={self.pool!r})"
@@ -183,12 +185,12 @@ class RedisCooldowns(MemoryCooldowns):
 
     def _spawn(self, coro: Any) -> None:
         async def quiet() -> None:
-            try:
+            with contextlib.suppress(RedisError, OSError):  # a stale lock expires by its TTL
                 await coro
-            except (RedisError, OSError):
-                pass  # a lock that outlives us expires by its TTL
 
-        asyncio.get_running_loop().create_task(quiet())
+        task = asyncio.get_running_loop().create_task(quiet())
+        self._background.add(task)  # keep a reference until it is done
+        task.add_done_callback(self._background.discard)
 
     def _lost(self, exc: BaseException) -> None:
         self._connected = False
@@ -318,7 +320,5 @@ class RedisCooldowns(MemoryCooldowns):
 
 
 async def _close_quietly(thing: Any) -> None:
-    try:
+    with contextlib.suppress(RedisError, OSError, RuntimeError):
         await thing.aclose()
-    except (RedisError, OSError, RuntimeError):
-        pass
