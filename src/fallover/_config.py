@@ -171,14 +171,19 @@ def _known_fields(at: str) -> list[str]:
     return []
 
 
-def _validation_error(exc: msgspec.ValidationError, path: str | None) -> ConfigError:
+def _validation_error(
+    exc: msgspec.ValidationError, path: str | None, *, provider: str | None = None
+) -> ConfigError:
     m = _AT.match(str(exc))
     msg, at = (m.group("msg"), m.group("at") or "") if m else (str(exc), "")
+    if provider is not None:
+        at = f".providers.{provider}{at}"
     unknown = _UNKNOWN.match(msg)
     if unknown:
         name = unknown.group("name")
         table = _dotted(at)
-        known = ", ".join(_known_fields(at))
+        fields = list(ProviderConfig.__struct_fields__) if provider else _known_fields(at)
+        known = ", ".join(fields)
         where = f"[{table}]" if table else "the top level"
         key = f"{table}.{name}" if table else name
         return ConfigError(f"unknown key {name!r} in {where} (known: {known})", path=path, key=key)
@@ -210,6 +215,14 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         raise ConfigError("the top level must be a table", path=name)
     if "path" in data:
         raise ConfigError("unknown key 'path' at the top level", path=name, key="path")
+    providers = data.get("providers")
+    if isinstance(providers, dict):
+        # Checked one by one so an error names the provider (msgspec says "providers[...]").
+        for pname, pdata in providers.items():
+            try:
+                msgspec.convert(pdata, ProviderConfig)
+            except msgspec.ValidationError as exc:
+                raise _validation_error(exc, name, provider=str(pname)) from None
     try:
         config = msgspec.convert(data, Config)
     except msgspec.ValidationError as exc:
