@@ -17,7 +17,7 @@ from typing import Any, TextIO
 import anyio
 
 from . import __version__
-from ._config import Config, Plan, build_client, load_config, plan
+from ._config import Config, Member, Plan, build_client, load_config, plan
 from ._errors import AllModelsFailed, ConfigError, FalloverError, ProviderError, RoutingTimeout
 from ._fanout import fan_out
 from ._presets import PRESETS
@@ -363,7 +363,7 @@ def _progress(total: int, *, enabled: bool) -> _NoProgress | _RichProgress:
 # -- check ----------------------------------------------------------------------------
 
 
-def _key_state(member: Any) -> str:
+def _key_state(member: Member) -> str:
     if member.key_literal:
         return "api_key in the config file (set, redacted)"
     if member.key_env:
