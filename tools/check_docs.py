@@ -52,7 +52,9 @@ def check_links(page: Path) -> list[str]:
         if not dest.exists():
             problems.append(f"{page.relative_to(ROOT)}: broken link {target}")
         elif anchor and dest.suffix == ".md" and anchor not in anchors(dest):
-            problems.append(f"{page.relative_to(ROOT)}: no heading #{anchor} in {path or page.name}")
+            problems.append(
+                f"{page.relative_to(ROOT)}: no heading #{anchor} in {path or page.name}"
+            )
     return problems
 
 
@@ -63,7 +65,12 @@ def check_toml(page: Path, body: str) -> list[str]:
     except tomllib.TOMLDecodeError as exc:
         return [f"{where}: TOML example does not parse: {exc}"]
     try:
-        if "models" in data and "routing" not in data and "providers" not in data or "default" in data:
+        if (
+            ("models" in data
+            and "routing" not in data
+            and "providers" not in data)
+            or "default" in data
+        ):
             msgspec.convert(data, Scenario)
         else:
             _validate(msgspec.convert(data, Config))
@@ -101,7 +108,9 @@ def run_python(page: Path, body: str, base: str) -> list[str]:
         return []
     with tempfile.TemporaryDirectory() as tmp:
         env = {
-            k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and "FALLOVER" not in k
+            k: v
+            for k, v in os.environ.items()
+            if not k.endswith("_API_KEY") and "FALLOVER" not in k
         }
         env.update(
             HOME=tmp,

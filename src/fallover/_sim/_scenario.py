@@ -20,6 +20,7 @@ Fraction: TypeAlias = Annotated[float, msgspec.Meta(ge=0, le=1)]
 class Fault(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
     """How one model misbehaves. Every field is off by default: a healthy model."""
 
+    after: Count = 0  # the first N requests are healthy; the faults below start after them
     statuses: list[int] = []  # status per request in order (200 = answer); then healthy
     repeat: bool = False  # cycle `statuses` forever instead
     fail_rate: Fraction = 0.0  # after `statuses`: this share of requests fail with fail_status

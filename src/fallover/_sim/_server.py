@@ -43,6 +43,7 @@ _ERROR_TYPES_ANTHROPIC = {
     529: "overloaded_error",
 }
 LOG_SIZE = 10_000
+_HEALTHY = Fault()
 
 
 def _review(prompt: str) -> str:
@@ -141,6 +142,9 @@ class Simulator:
     # -- deciding ------------------------------------------------------------------
 
     def _status(self, fault: Fault, n: int) -> tuple[int, str]:
+        if n < fault.after:
+            return 200, "healthy"
+        n -= fault.after
         if fault.down_for and time.monotonic() - self._started < fault.down_for:
             return fault.fail_status, "down"
         if fault.statuses:
@@ -169,6 +173,8 @@ class Simulator:
         prompt = "\n".join(
             str(m.get("content", "")) for m in body.get("messages", []) if isinstance(m, dict)
         )
+        if why == "healthy":
+            fault = _HEALTHY
         if status == 200 and fault.context_window and len(prompt) // 4 > fault.context_window:
             status, why = 400, "context"
         auth = "authorization" in request.headers or "x-api-key" in request.headers
@@ -179,7 +185,7 @@ class Simulator:
             "protocol": protocol,
             "stream": stream,
             "status": status,
-            "fault": why or _transport_fault(fault) or "ok",
+            "fault": (why if why != "healthy" else "") or _transport_fault(fault) or "ok",
             "auth": auth,
         }
         self.log.append(entry)
