@@ -66,11 +66,8 @@ def check_toml(page: Path, body: str) -> list[str]:
         return [f"{where}: TOML example does not parse: {exc}"]
     try:
         if (
-            ("models" in data
-            and "routing" not in data
-            and "providers" not in data)
-            or "default" in data
-        ):
+            "models" in data and "routing" not in data and "providers" not in data
+        ) or "default" in data:
             msgspec.convert(data, Scenario)
         else:
             _validate(msgspec.convert(data, Config))
