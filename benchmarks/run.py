@@ -299,6 +299,44 @@ async def fig_cancel(base: str, total: int, repeats: int) -> dict[str, Any]:
     return {"calls": total, "cancel_to_return_s": stats(times), "extra_fds_after": stats(leaked)}
 
 
+# -- 7. load ------------------------------------------------------------------------------------
+
+
+def rss_mib() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+async def fig_load(base: str, total: int, repeats: int) -> dict[str, Any]:
+    walls, errors, peaks = [], [], []
+    for _ in range(repeats):
+        gc.collect()
+        before = rss_mib()
+        peak = before
+        router = f.AsyncRouter([client(base, "fast"), client(base, "backup")])
+
+        async def sample() -> None:
+            nonlocal peak
+            while True:
+                peak = max(peak, rss_mib())
+                await anyio.sleep(0.01)
+
+        async with router, anyio.create_task_group() as tg:
+            tg.start_soon(sample)
+            start = time.perf_counter()
+            results = await f.fan_out(router, [REQ] * total, concurrency=total)
+            walls.append(time.perf_counter() - start)
+            tg.cancel_scope.cancel()
+        errors.append(float(sum(isinstance(r, Exception) for r in results)))
+        peaks.append(peak - before)
+    return {
+        "calls": total,
+        "wall_s": stats(walls),
+        "errors": stats(errors),
+        "peak_rss_growth_mib": stats(peaks),
+    }
+
+
 # -- 5. scale ----------------------------------------------------------------------------------
 
 
@@ -505,8 +543,20 @@ def markdown(r: dict[str, Any]) -> str:
         lines.append(
             f"| {size} | {us(v['priority'])} | {us(v['round_robin'])} | {v['routing_cost_us']:.1f} µs |"
         )
+    ld = r["load"]
+    lines += [
+        "",
+        "## 6. Load",
+        "",
+        f"{ld['calls']:,} concurrent calls (`fan_out` with concurrency {ld['calls']:,}) through one router",
+        "against the simulator. Goal: no errors, bounded memory.",
+        "",
+        "| wall time | errors | peak RSS growth |",
+        "|---|---|---|",
+        f"| {ms(ld['wall_s'])} | {ld['errors']['max']:.0f} | {ld['peak_rss_growth_mib']['median']:.0f} MiB (max {ld['peak_rss_growth_mib']['max']:.0f}) |",
+    ]
     pe = r.get("peers", {})
-    lines += ["", "## 6. Peers", ""]
+    lines += ["", "## 7. Peers", ""]
     ll = pe.get("litellm")
     if isinstance(ll, dict):
         lines += [
@@ -605,6 +655,7 @@ async def main(quick: bool, peers: bool) -> dict[str, Any]:
             results["fallover"] = await fig_fallover(base, n // 2 if not quick else 10, repeats)
             results["cooldown"] = await fig_cooldown(base, 200 if quick else 1000, repeats)
             results["cancel"] = await fig_cancel(base, 100 if quick else 1000, repeats)
+            results["load"] = await fig_load(base, 1000 if quick else 10_000, 2 if quick else 3)
             results["scale"] = await fig_scale(200 if quick else 3000, repeats)
             if peers:
                 results["peers"] = await fig_peers(
@@ -628,9 +679,12 @@ if __name__ == "__main__":
         "--quick", action="store_true", help="smoke test: tiny counts, no report files"
     )
     parser.add_argument("--no-peers", action="store_true", help="skip LiteLLM and the openai SDK")
+    parser.add_argument(
+        "--results", type=Path, default=ROOT / "benchmarks" / "results", help="where JSON goes"
+    )
     args = parser.parse_args()
     res = asyncio.run(main(args.quick, peers=not args.no_peers and not args.quick))
-    out = ROOT / "benchmarks" / "results"
+    out = args.results
     out.mkdir(parents=True, exist_ok=True)
     (out / ("quick.json" if args.quick else "latest.json")).write_text(json.dumps(res, indent=2))
     if not args.quick:

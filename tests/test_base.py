@@ -262,3 +262,17 @@ async def test_closed_client_refuses_calls(simulator: SimFactory) -> None:
     await c.aclose()
     with pytest.raises(RuntimeError, match="closed"):
         await c.complete(ask())
+
+
+def test_env_proxy_is_read_once_and_honours_no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """HTTPS_PROXY applies to https endpoints; NO_PROXY exempts a host."""
+    from fallover._providers._base import _env_proxy
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    assert (
+        _env_proxy("https://api.example.test/v1/chat/completions") == "http://proxy.internal:3128"
+    )
+    monkeypatch.setenv("NO_PROXY", "api.example.test")
+    assert _env_proxy("https://api.example.test/v1/chat/completions") is None

@@ -104,14 +104,23 @@ async def drain(c: f.OpenAIClient, stream: bool) -> None:
 
 @pytest.mark.parametrize(
     ("path", "stream", "limit"),
-    [("json", False, "max_body_bytes"), ("sse", True, "max_line_bytes"), ("text", True, "max_body_bytes")],
+    [
+        ("json", False, "max_body_bytes"),
+        ("sse", True, "max_line_bytes"),
+        ("text", True, "max_body_bytes"),
+    ],
 )
-async def test_a_gigabyte_offered_memory_stays_bounded(hostile: str, path: str, stream: bool, limit: str) -> None:
+async def test_a_gigabyte_offered_memory_stays_bounded(
+    hostile: str, path: str, stream: bool, limit: str
+) -> None:
     """1 GiB bodies, lines or streams fail at their cap with small RSS growth."""
     gc.collect()
     before = rss_mib()
     async with f.OpenAIClient(model="m", base_url=f"{hostile}/{path}/v1", max_retries=0) as c:
-        with anyio.fail_after(30), pytest.raises((f.MalformedResponse, f.StreamInterrupted)) as info:
+        with (
+            anyio.fail_after(30),
+            pytest.raises((f.MalformedResponse, f.StreamInterrupted)) as info,
+        ):
             await drain(c, stream)
     err = info.value.error if isinstance(info.value, f.StreamInterrupted) else info.value
     assert isinstance(err, f.MalformedResponse) and limit in str(err)
@@ -121,7 +130,9 @@ async def test_a_gigabyte_offered_memory_stays_bounded(hostile: str, path: str, 
 
 async def test_a_body_that_never_ends_is_a_timeout(hostile: str) -> None:
     """A body trickled forever is cut by the attempt timeout."""
-    async with f.OpenAIClient(model="m", base_url=f"{hostile}/trickle/v1", timeout=0.3, max_retries=0) as c:
+    async with f.OpenAIClient(
+        model="m", base_url=f"{hostile}/trickle/v1", timeout=0.3, max_retries=0
+    ) as c:
         with anyio.fail_after(5), pytest.raises(f.ProviderTimeout):
             await c.complete(ask())
 
@@ -143,8 +154,12 @@ async def test_no_leaks_after_fault_storms_and_cancel_storms(simulator: SimFacto
 
     def pool(*models: str) -> f.AsyncRouter:
         return f.AsyncRouter(
-            [f.OpenAIClient(model=m, base_url=sim.base_url + "/v1", api_key=SECRET, timeout=2) for m in models],
-            cooldown=0.01, cooldown_max=0.02,
+            [
+                f.OpenAIClient(model=m, base_url=sim.base_url + "/v1", api_key=SECRET, timeout=2)
+                for m in models
+            ],
+            cooldown=0.01,
+            cooldown_max=0.02,
         )
 
     router = pool("m429", "m503", "reset", "html", "m500", "slow")
@@ -170,10 +185,15 @@ async def test_key_never_logged_at_debug_under_every_fault(
     """With DEBUG logging and every fault exercised, the key appears in nothing."""
     caplog.set_level(logging.DEBUG)
     faults = {
-        "s401": Fault(statuses=[401]), "s429": Fault(statuses=[429, 429], retry_after=0),
-        "s500": Fault(statuses=[500], repeat=True), "reset": Fault(reset=True),
-        "trunc": Fault(truncate=True), "html": Fault(statuses=[503], html=True),
-        "cut": Fault(stream_cut_after=1), "bad": Fault(malformed_after=1), "err": Fault(error_after=1),
+        "s401": Fault(statuses=[401]),
+        "s429": Fault(statuses=[429, 429], retry_after=0),
+        "s500": Fault(statuses=[500], repeat=True),
+        "reset": Fault(reset=True),
+        "trunc": Fault(truncate=True),
+        "html": Fault(statuses=[503], html=True),
+        "cut": Fault(stream_cut_after=1),
+        "bad": Fault(malformed_after=1),
+        "err": Fault(error_after=1),
         "hang": Fault(hang=True),
     }
     sim = await simulator(**faults)
