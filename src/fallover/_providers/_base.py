@@ -134,7 +134,7 @@ def backoff_delay(attempt: int, *, rand: Callable[[], float] = random.random) ->
 
 
 def _env_proxy(url: str) -> str | None:
-    """The proxy the environment names for ``url`` (``$HTTPS_PROXY``), unless ``$NO_PROXY`` exempts it."""
+    """The proxy the environment names for ``url``, unless ``$NO_PROXY`` exempts it."""
     target = URL(url)
     if target.host and urllib.request.proxy_bypass(target.host):
         return None
