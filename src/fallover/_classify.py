@@ -108,20 +108,27 @@ _AUTH = (
     "invalidapikey",
 )
 _NOT_FOUND = ("not_found", "model_not_found", "notfound", "invalidendpointormodel")
-# Zhipu (BigModel) numeric business codes, https://docs.bigmodel.cn/cn/faq/api-code
+# Zhipu (BigModel / Z.ai) numeric business codes: https://docs.bigmodel.cn/cn/faq/api-code,
+# https://docs.z.ai/api-reference/api-code
 _ZHIPU = {
-    "1261": e.ContextTooLong,
-    "1301": e.ContentFiltered,
-    "1113": e.QuotaExhausted,
-    "1112": e.QuotaExhausted,
-    "1302": e.RateLimited,
-    "1303": e.RateLimited,
-    "1305": e.RateLimited,
-    "1000": e.AuthFailed,
+    "1000": e.AuthFailed,  # authentication failed
     "1001": e.AuthFailed,
     "1002": e.AuthFailed,
-    "1211": e.ModelNotFound,
-    "1234": e.ServerFailed,
+    "1003": e.AuthFailed,  # token expired
+    "1004": e.AuthFailed,
+    "1110": e.AuthFailed,  # account inactive
+    "1111": e.AuthFailed,  # account does not exist
+    "1112": e.AuthFailed,  # account locked
+    "1113": e.QuotaExhausted,  # account in arrears
+    "1121": e.AuthFailed,  # account locked for irregular activity
+    "1211": e.ModelNotFound,  # model does not exist
+    "1234": e.ServerFailed,  # network error
+    "1261": e.ContextTooLong,  # prompt too long
+    "1301": e.ContentFiltered,  # unsafe or sensitive content
+    "1302": e.RateLimited,  # concurrency too high
+    "1303": e.RateLimited,  # frequency too high
+    "1304": e.QuotaExhausted,  # daily call limit reached
+    "1305": e.RateLimited,  # too much traffic
 }
 _CONTEXT_WORDS = re.compile(
     r"context.length|context window|maximum context|prompt is too long|too many tokens"

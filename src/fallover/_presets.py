@@ -61,13 +61,13 @@ PRESETS: dict[str, Preset] = {
         key_env="DASHSCOPE_API_KEY",
         docs="https://help.aliyun.com/zh/model-studio/compatibility-of-openai-with-dashscope",
     ),
-    # https://www.volcengine.com/docs/82379/1330626 (Ark, OpenAI-compatible)
+    # https://www.volcengine.com/docs/82379/1330310 (Ark, OpenAI-compatible /chat/completions)
     "ark": Preset(
         protocol="openai",
         base_url="https://ark.cn-beijing.volces.com/api/v3",
-        model="doubao-seed-1-6-250615",
+        model="doubao-seed-1-6-251015",
         key_env="ARK_API_KEY",
-        docs="https://www.volcengine.com/docs/82379/1330626",
+        docs="https://www.volcengine.com/docs/82379/1330310",
     ),
     # https://platform.moonshot.cn/docs/api/chat
     "moonshot": Preset(
