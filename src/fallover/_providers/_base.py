@@ -507,7 +507,8 @@ class BaseClient(abc.ABC):
             yield end
         finally:
             if resp is not None:
-                resp.close()
+                # Back to the pool when the body was read to its end; closed otherwise.
+                resp.release()
 
 
 class StreamParser(abc.ABC):
