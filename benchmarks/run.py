@@ -18,10 +18,8 @@ import gc
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -32,6 +30,7 @@ import aiohttp
 import anyio
 
 import fallover as f
+from fallover._sim import spawn
 
 ROOT = Path(__file__).resolve().parent.parent
 REQ = f.ChatRequest(messages=[f.Message(role="user", content="Review: def f(): return 1")])
@@ -67,38 +66,10 @@ def stats(values: list[float]) -> Stats:
     return {"min": min(values), "median": statistics.median(values), "max": max(values)}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def start_server(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
     scenario = tmp / "scenario.toml"
     scenario.write_text(SCENARIO)
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "fallover._cli",
-            "simulate",
-            "--port",
-            str(port),
-            "--scenario",
-            str(scenario),
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc, f"http://127.0.0.1:{port}"
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise SystemExit("simulator did not start")
+    return spawn(str(scenario))
 
 
 async def per_call(

@@ -203,3 +203,40 @@ async def test_failed_over_answer_reports_backup_model_and_usage(simulator: SimF
     resp = await complete(r)
     assert resp.model == "claude-reported"
     assert resp.usage is not None and resp.usage.output_tokens > 0
+
+
+async def test_call_budget_over_a_real_member_timeout(simulator: SimFactory) -> None:
+    """call_timeout shorter than the member's own timeout: RoutingTimeout, nothing parked."""
+    sim = await simulator(primary=Fault(hang=True))
+    a = f.OpenAIClient(model="primary", base_url=sim.base_url + "/v1", timeout=30)
+    b = f.AnthropicClient(model="backup", base_url=sim.base_url)
+    r = track(f.AsyncRouter([a, b], call_timeout=0.2))
+    with anyio.fail_after(5), pytest.raises(f.RoutingTimeout) as info:
+        await r.complete(ask())
+    assert [x.alias for x in info.value.attempts] == ["openai/primary"]
+    assert not r.store.has_parks()
+    assert sim.requests_for("backup") == 0
+
+
+async def test_member_timeout_inside_call_budget(simulator: SimFactory) -> None:
+    """A member timeout shorter than the budget parks the member and falls over."""
+    sim = await simulator(primary=Fault(hang=True))
+    a = f.OpenAIClient(model="primary", base_url=sim.base_url + "/v1", timeout=0.1)
+    b = f.AnthropicClient(model="backup", base_url=sim.base_url)
+    r = track(f.AsyncRouter([a, b], call_timeout=5))
+    resp = await complete(r)
+    assert resp.alias == "anthropic/backup"
+    assert r.store.remaining("openai/primary") is not None
+
+
+async def test_outer_cancel_over_real_members(simulator: SimFactory) -> None:
+    """An outer anyio scope cancelling a routed HTTP call: cancelled, nothing parked."""
+    sim = await simulator(primary=Fault(hang=True))
+    a = f.OpenAIClient(model="primary", base_url=sim.base_url + "/v1", timeout=30)
+    b = f.AnthropicClient(model="backup", base_url=sim.base_url)
+    r = track(f.AsyncRouter([a, b], call_timeout=60))
+    with anyio.fail_after(5), anyio.move_on_after(0.2) as scope:
+        await r.complete(ask())
+    assert scope.cancelled_caught
+    assert not r.store.has_parks()
+    assert sim.requests_for("backup") == 0

