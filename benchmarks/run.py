@@ -20,6 +20,7 @@ import os
 import platform
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -597,6 +598,7 @@ def chart(r: dict[str, Any], path: Path) -> None:
         [int(s) for s in sizes], [r["scale"][s]["routing_cost_us"] for s in sizes], marker="o"
     )
     axes[2].set_xscale("log")
+    axes[2].set_ylim(bottom=0)
     axes[2].set_xlabel("members")
     axes[2].set_ylabel("routing cost, µs per call")
     axes[2].set_title("Scale")
@@ -651,9 +653,17 @@ if __name__ == "__main__":
     )
     parser.add_argument("--no-peers", action="store_true", help="skip LiteLLM and the openai SDK")
     parser.add_argument(
+        "--report-only", action="store_true", help="rewrite the doc and chart from latest.json"
+    )
+    parser.add_argument(
         "--results", type=Path, default=ROOT / "benchmarks" / "results", help="where JSON goes"
     )
     args = parser.parse_args()
+    if args.report_only:
+        res = json.loads((args.results / "latest.json").read_text())
+        (ROOT / "docs" / "benchmarks.md").write_text(markdown(res))
+        chart(res, ROOT / "docs" / "img" / "benchmarks.png")
+        sys.exit(0)
     res = asyncio.run(main(args.quick, peers=not args.no_peers and not args.quick))
     out = args.results
     out.mkdir(parents=True, exist_ok=True)
