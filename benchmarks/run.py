@@ -455,6 +455,13 @@ def markdown(r: dict[str, Any]) -> str:
             f"| {mode} | {us(v['raw_aiohttp'])} | {us(v['adapter'])} | {us(v['router'])} | "
             f"{v['adapter_vs_raw']:.2f}× | {v['router_vs_adapter']:.2f}× |"
         )
+    cost_us = r["scale"]["10"]["routing_cost_us"]
+    lines += [
+        "",
+        f"The router's own work is about {cost_us:.0f} µs per call, flat in pool size (section 5);",
+        "against a provider answering in 100 ms or more that is under 0.05%. At concurrency 100",
+        "the client shares two cores with the simulator, so every microsecond of client CPU shows.",
+    ]
     fo = r["fallover"]
     lines += [
         "",
