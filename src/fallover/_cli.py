@@ -234,8 +234,10 @@ def _record(path: Path, result: ChatResponse | Exception, elapsed: float) -> dic
 def _print_human(records: list[dict[str, Any]], out: TextIO) -> None:
     for r in records:
         if r["ok"]:
-            tried = [a["alias"] for a in r["attempts"] if a["outcome"] != "ok"]
-            extra = f", fell over from {', '.join(dict.fromkeys(tried))}" if tried else ""
+            failed = [a["alias"] for a in r["attempts"] if a["outcome"] == "error"]
+            skipped = [a["alias"] for a in r["attempts"] if a["outcome"] == "skipped"]
+            extra = f", fell over from {', '.join(dict.fromkeys(failed))}" if failed else ""
+            extra += f", skipped {', '.join(dict.fromkeys(skipped))}" if skipped else ""
             print(f"── {r['path']}  ({r['alias']}, {r['elapsed_s']:.1f}s{extra})", file=out)
             print(r["text"].strip(), file=out)
         else:
