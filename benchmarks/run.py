@@ -18,6 +18,7 @@ import gc
 import json
 import os
 import platform
+import socket
 import statistics
 import subprocess
 import sys
@@ -271,7 +272,7 @@ async def fig_cancel(base: str, total: int, repeats: int) -> dict[str, Any]:
     return {"calls": total, "cancel_to_return_s": stats(times), "extra_fds_after": stats(leaked)}
 
 
-# -- 7. load ------------------------------------------------------------------------------------
+# -- 6. load ------------------------------------------------------------------------------------
 
 
 def rss_mib() -> float:
@@ -333,7 +334,71 @@ async def fig_scale(n: int, repeats: int) -> dict[str, Any]:
     return out
 
 
-# -- 6. peers --------------------------------------------------------------------------------
+# -- 7. shared cooldowns through Redis ------------------------------------------------------------
+
+
+async def fig_redis(n: int, repeats: int) -> dict[str, Any] | str:
+    import shutil
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        return "redis-server not installed"
+    try:
+        from fallover._redis import RedisCooldowns
+    except ImportError:
+        return "redis package not installed (pip install 'fallover[redis]')"
+    with tempfile.TemporaryDirectory() as tmp:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        proc = subprocess.Popen(
+            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", tmp],
+            stdout=subprocess.DEVNULL,
+        )
+        url = f"redis://127.0.0.1:{port}/0"
+        try:
+            a = RedisCooldowns(url, pool="bench")
+            b = RedisCooldowns(url, pool="bench")
+            a.start()
+            b.start()
+            with anyio.fail_after(20):
+                while not (a.connected and b.connected):
+                    await anyio.sleep(0.01)
+            hops = []
+            for i in range(max(20, n // 10)):
+                key = f"m/{i}"
+                start = time.perf_counter()
+                a.park(key, 30)
+                while b.remaining(key) is None:
+                    await asyncio.sleep(0)
+                hops.append(time.perf_counter() - start)
+
+            async def answer(request: f.ChatRequest) -> str:
+                return "ok"
+
+            def pool(store: Any) -> f.AsyncRouter:
+                return f.AsyncRouter(
+                    [f.MockClient(answer, alias="m/a"), f.MockClient(answer, alias="m/b")],
+                    store=store,
+                )
+
+            local, mirrored = pool(None), pool(b)
+            memory = await per_call(lambda: local.complete(REQ), n, repeats)
+            shared = await per_call(lambda: mirrored.complete(REQ), n, repeats)
+            await a.aclose()
+            await b.aclose()
+        finally:
+            proc.kill()
+            proc.wait()
+    return {
+        "propagation_s": stats(hops),
+        "per_call_memory": memory,
+        "per_call_redis": shared,
+        "redis_vs_memory": ratio(shared, memory),
+    }
+
+
+# -- 8. peers --------------------------------------------------------------------------------
 
 
 async def fig_peers(
@@ -534,8 +599,22 @@ def markdown(r: dict[str, Any]) -> str:
         "|---|---|---|",
         f"| {ms(ld['wall_s'])} | {ld['errors']['max']:.0f} | {ld['peak_rss_growth_mib']['median']:.0f} MiB (max {ld['peak_rss_growth_mib']['max']:.0f}) |",
     ]
+    rd = r.get("redis")
+    lines += ["", "## 7. Shared cooldowns through Redis", ""]
+    if isinstance(rd, dict):
+        lines += [
+            "A park made by one `RedisCooldowns` reaches another (its own connections, same",
+            "host, a local redis-server) in one pub/sub hop; calls read only the local mirror.",
+            "",
+            "| park propagation | per call, memory store | per call, Redis store | Redis ÷ memory |",
+            "|---|---|---|---|",
+            f"| {ms(rd['propagation_s'])} | {us(rd['per_call_memory'])} | {us(rd['per_call_redis'])} "
+            f"| {rd['redis_vs_memory']:.2f}× |",
+        ]
+    else:
+        lines.append(f"Not measured: {rd}.")
     pe = r.get("peers", {})
-    lines += ["", "## 7. Peers", ""]
+    lines += ["", "## 8. Peers", ""]
     ll = pe.get("litellm")
     if isinstance(ll, dict):
         lines += [
@@ -637,6 +716,7 @@ async def main(quick: bool, peers: bool) -> dict[str, Any]:
             results["cancel"] = await fig_cancel(base, 100 if quick else 1000, repeats)
             results["load"] = await fig_load(base, 1000 if quick else 10_000, 2 if quick else 3)
             results["scale"] = await fig_scale(200 if quick else 3000, repeats)
+            results["redis"] = await fig_redis(200 if quick else 3000, repeats)
             if peers:
                 results["peers"] = await fig_peers(
                     base,

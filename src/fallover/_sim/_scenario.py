@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, TypeAlias
+from typing import Annotated, TypeAlias, TypeVar
 
 import msgspec
 
@@ -14,6 +15,7 @@ __all__ = ["Fault", "Scenario", "load_scenario"]
 
 NonNeg: TypeAlias = Annotated[float, msgspec.Meta(ge=0)]
 Count: TypeAlias = Annotated[int, msgspec.Meta(ge=0)]
+T = TypeVar("T")
 Fraction: TypeAlias = Annotated[float, msgspec.Meta(ge=0, le=1)]
 
 
@@ -69,8 +71,22 @@ def load_scenario(path: str | Path) -> Scenario:
         raise ConfigError(f"cannot read scenario: {exc.strerror}", path=str(p)) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"not valid TOML: {exc}", path=str(p)) from exc
+    models = data.get("models")
+    if isinstance(models, dict):
+        # One by one, so an error names the model (msgspec says "models[...]").
+        for name, fault in models.items():
+            _convert(fault, Fault, path=str(p), prefix=f"models.{name}")
+    return _convert(data, Scenario, path=str(p), prefix="")
+
+
+def _convert(data: object, kind: type[T], *, path: str, prefix: str) -> T:
     try:
-        return msgspec.convert(data, Scenario)
+        return msgspec.convert(data, kind)
     except msgspec.ValidationError as exc:
         msg, _, at = str(exc).partition(" - at `$")
-        raise ConfigError(msg, path=str(p), key=at.rstrip("`").lstrip(".") or None) from None
+        key = ".".join(k for k in (prefix, at.rstrip("`").lstrip(".")) if k)
+        unknown = re.match(r"Object contains unknown field `([^`]+)`", msg)
+        if unknown:
+            key = ".".join(k for k in (key, unknown.group(1)) if k)
+            msg = f"unknown key {unknown.group(1)!r}"
+        raise ConfigError(msg, path=path, key=key or None) from None
