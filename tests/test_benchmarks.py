@@ -29,7 +29,7 @@ def test_quick_benchmarks_complete(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr.decode()[-3000:]
     results = json.loads((tmp_path / "quick.json").read_text())
-    assert {"cost", "fallover", "cooldown", "cancel", "load", "scale"} <= set(results)
+    assert {"cost", "fallover", "cooldown", "cancel", "load", "scale", "redis"} <= set(results)
     assert results["cooldown"]["primary_calls_after_first_429"]["max"] == 0
     assert results["load"]["errors"]["max"] == 0
     for size in ("1", "10", "100", "1000"):
