@@ -187,7 +187,29 @@ def _validation_error(
         where = f"[{table}]" if table else "the top level"
         key = f"{table}.{name}" if table else name
         return ConfigError(f"unknown key {name!r} in {where} (known: {known})", path=path, key=key)
-    return ConfigError(msg, path=path, key=_dotted(at) or None)
+    return ConfigError(_plain(msg), path=path, key=_dotted(at) or None)
+
+
+_KINDS = {
+    "float": "a number",
+    "int": "a whole number",
+    "str": "a string",
+    "bool": "true or false",
+    "array": "a list",
+    "object": "a table",
+    "null": "nothing",
+}
+
+
+def _plain(msg: str) -> str:
+    """msgspec's "Expected `float` > 0.0, got `str`" in words a config author reads."""
+    msg = re.sub(
+        r"`([\w |]+)`",
+        lambda m: " or ".join(_KINDS.get(k, k) for k in m.group(1).split(" | ") if k != "null"),
+        msg,
+    )
+    msg = re.sub(r" > 0\.0\b", " > 0", msg)
+    return msg[:1].lower() + msg[1:]
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
