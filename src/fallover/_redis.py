@@ -97,6 +97,7 @@ class RedisCooldowns(MemoryCooldowns):
         self._connected = False
         self._warned = False
         self._closed = False
+        self.failures = 0  # Redis errors seen (connects, reads, writes): for tests and metrics
         self._token = f"{os.getpid()}-{id(self)}"
         self._locks: set[str] = set()  # probe locks this store holds in Redis
         self._background: set[asyncio.Task[None]] = set()
@@ -194,6 +195,7 @@ class RedisCooldowns(MemoryCooldowns):
 
     def _lost(self, exc: BaseException) -> None:
         self._connected = False
+        self.failures += 1
         if not self._warned:
             self._warned = True
             log.warning(
