@@ -193,32 +193,34 @@ async def test_check_names_a_missing_key(tmp_path: Path) -> None:
     assert "DEEPSEEK_API_KEY" in done.stderr.decode()
 
 
-async def test_ctrl_c_exits_130_promptly_without_traceback(
+async def test_ctrl_c_exits_130_promptly_and_keeps_what_finished(
     tmp_path: Path, simulator: SimFactory
 ) -> None:
-    """SIGINT while calls hang: exit 130 within a second, no traceback."""
+    """SIGINT mid-run: exit 130 within a second, finished files printed, no traceback."""
     tree(tmp_path)
-    sim = await simulator(slow=Fault(hang=True))
+    sim = await simulator(slow=Fault(after=1, hang=True))  # the first file answers, then silence
     config_for(tmp_path, sim.base_url, "slow")
     proc = await anyio.open_process(
-        [sys.executable, "-m", "fallover._cli", "review", "src", "--json"],
+        [sys.executable, "-m", "fallover._cli", "review", "src", "--json", "--concurrency", "1"],
         cwd=tmp_path,
         env=env(tmp_path),
     )
     async with proc:
         with anyio.fail_after(20):
-            while sim.requests_for("slow") < 3:
+            while sim.requests_for("slow") < 2:
                 await anyio.sleep(0.02)  # waiting on another process's requests
         proc.send_signal(signal.SIGINT)
         start = anyio.current_time()
         with anyio.fail_after(5):
             code = await proc.wait()
         elapsed = anyio.current_time() - start
-        assert proc.stderr is not None
-        err = (await proc.stderr.receive()).decode() if code else ""
+        assert proc.stdout is not None and proc.stderr is not None
+        out = (await proc.stdout.receive()).decode()
+        err = (await proc.stderr.receive()).decode()
     assert code == 130
     assert elapsed < 1.5
     assert "Traceback" not in err
+    assert [json.loads(line)["path"] for line in out.splitlines()] == ["src/a.py"]
 
 
 async def test_simulate_serves_both_protocols(tmp_path: Path) -> None:
