@@ -58,10 +58,18 @@ def _review(prompt: str) -> str:
     if longest > 100:
         notes.append(f"The longest line has {longest} characters; consider wrapping it.")
     if todos:
-        notes.append(f"There are {todos} TODO/FIXME markers left to resolve.")
+        plural = "s" if todos != 1 else ""
+        notes.append(f"{todos} TODO/FIXME marker{plural} left to resolve.")
     if not todos and longest <= 100:
         notes.append("Nothing stands out; the structure reads clearly.")
     return " ".join(notes)
+
+
+def _unfence(text: str) -> str:
+    """The code inside the first fenced block, if the message has one (what review sends)."""
+    start = text.find("```\n")
+    end = text.rfind("\n```")
+    return text[start + 4 : end] if 0 <= start < end else text
 
 
 class _ModelState:
@@ -206,7 +214,11 @@ class Simulator:
         if fault.reset:
             _drop(request)
             return web.Response()
-        text = fault.reply if fault.reply is not None else _review(prompt)
+        user = [
+            m for m in body.get("messages", []) if isinstance(m, dict) and m.get("role") == "user"
+        ]
+        last = str(user[-1].get("content", "")) if user else prompt
+        text = fault.reply if fault.reply is not None else _review(_unfence(last))
         reported = fault.model or model
         if stream:
             return await _stream(request, protocol, fault, text, reported, len(prompt) // 4)
