@@ -328,3 +328,16 @@ def test_world_readable_literal_key_warns(caplog: pytest.LogCaptureFixture) -> N
         f.load_config()
     assert len(caplog.records) == 1 and "readable by others" in caplog.text
     assert "LITERAL" not in caplog.text
+
+
+def test_store_credentials_and_secret_headers_never_in_reprs() -> None:
+    """A Redis password and credential-like header values are redacted in reprs."""
+    write(
+        Path("fallover.toml"),
+        '[providers.openai]\nheaders = { "api-key" = "sk-HEADER-123456", "X-Team" = "review" }\n'
+        '[routing]\nstore = "redis://user:hunter2@127.0.0.1:6379/0"\n',
+    )
+    config = f.load_config()
+    text = repr(config) + repr(config.providers["openai"]) + repr(config.routing)
+    assert "hunter2" not in text and "HEADER" not in text
+    assert "review" in text and "127.0.0.1:6379" in text

@@ -17,7 +17,8 @@ import anyio
 import pytest
 
 import fallover as f
-from fallover._redis import RedisCooldowns, redact_url
+from fallover._classify import redact_url
+from fallover._redis import RedisCooldowns
 
 from .conftest import ask
 

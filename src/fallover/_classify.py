@@ -17,7 +17,7 @@ import msgspec
 from . import _errors as e
 from ._retry_after import parse_retry_after
 
-__all__ = ["Verdict", "error_from_http", "error_from_payload", "redact", "verdict"]
+__all__ = ["Verdict", "error_from_http", "error_from_payload", "redact", "redact_url", "verdict"]
 
 
 class Verdict(NamedTuple):
@@ -151,6 +151,14 @@ def redact(text: str, secret: str | None = None) -> str:
     if secret:
         text = text.replace(secret, "[redacted]")
     return _SECRETISH.sub(r"\1-[redacted]", text)
+
+
+def redact_url(url: str) -> str:
+    """A URL without its credentials (``redis://user:pw@host`` → ``redis://***@host``)."""
+    head, sep, rest = url.partition("://")
+    if sep and "@" in rest.split("/", 1)[0]:
+        return f"{head}://***@{rest.split('@', 1)[1]}"
+    return url
 
 
 class _Fields(NamedTuple):

@@ -17,6 +17,7 @@ from typing import Any, TextIO
 import anyio
 
 from . import __version__
+from ._classify import redact_url
 from ._config import Config, Member, Plan, build_client, load_config, plan
 from ._errors import AllModelsFailed, ConfigError, FalloverError, ProviderError, RoutingTimeout
 from ._fanout import fan_out
@@ -388,7 +389,7 @@ def check(args: argparse.Namespace, out: TextIO) -> int:
     cooldown = f"{r.cooldown:g}s..{r.cooldown_max:g}s"
     print(
         f"policy: {r.policy}  call_timeout: {budget}  cooldown: {cooldown}"
-        f"  max_retry_wait: {r.max_retry_wait:g}s  store: {_redacted_store(r.store)}",
+        f"  max_retry_wait: {r.max_retry_wait:g}s  store: {redact_url(r.store)}",
         file=out,
     )
     if p.auto:
@@ -408,15 +409,6 @@ def check(args: argparse.Namespace, out: TextIO) -> int:
     print(f"presets with keys in the environment: {', '.join(present) or 'none'}", file=out)
     build_client(config)  # resolves keys: a missing one is an error here (no I/O is opened)
     return 0
-
-
-def _redacted_store(store: str) -> str:
-    if store == "memory":
-        return store
-    from yarl import URL
-
-    u = URL(store)
-    return str(u.with_user(None)) if (u.user or u.password) else str(store)
 
 
 # -- simulate -------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal, TypeAlias
 
 import msgspec
 
+from ._classify import redact_url
 from ._errors import ConfigError
 from ._presets import PRESETS, Preset
 from ._providers._anthropic import AnthropicClient
@@ -49,6 +50,8 @@ Tokens: TypeAlias = Annotated[int, msgspec.Meta(gt=0)]
 Protocol_: TypeAlias = Literal["openai", "anthropic"]
 
 KEY_CMD_TIMEOUT = 10.0
+# Header names whose values are credentials: never shown.
+_SECRET_HEADER = re.compile(r"auth|key|token|secret|cookie|password", re.IGNORECASE)
 
 
 class ProviderConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
@@ -72,12 +75,14 @@ class ProviderConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, o
 
     def __repr__(self) -> str:
         fields = {
-            f: getattr(self, f)
-            for f in self.__struct_fields__
-            if getattr(self, f) is not None and f != "api_key"
+            f: getattr(self, f) for f in self.__struct_fields__ if getattr(self, f) is not None
         }
         if self.api_key is not None:
             fields["api_key"] = "<redacted>"
+        if self.headers:
+            fields["headers"] = {
+                k: "<redacted>" if _SECRET_HEADER.search(k) else v for k, v in self.headers.items()
+            }
         return f"ProviderConfig({', '.join(f'{k}={v!r}' for k, v in fields.items())})"
 
 
@@ -100,6 +105,14 @@ class RoutingConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_retry_wait: Seconds = 10.0
     store: str = "memory"
     name: str | None = None
+
+    def __repr__(self) -> str:
+        fields = ", ".join(
+            f"{f}={redact_url(v) if f == 'store' else v!r}"
+            for f in self.__struct_fields__
+            if (v := getattr(self, f)) is not None
+        )
+        return f"RoutingConfig({fields})"
 
 
 class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -26,11 +26,11 @@ from typing import Any
 import anyio
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
-from yarl import URL
 
+from ._classify import redact_url
 from ._cooldown import MemoryCooldowns
 
-__all__ = ["RedisCooldowns", "redact_url"]
+__all__ = ["RedisCooldowns"]
 
 log = logging.getLogger("fallover")
 
@@ -53,14 +53,6 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
-
-
-def redact_url(url: str) -> str:
-    """The URL without its password (and user), for logs."""
-    u = URL(url)
-    if u.password or u.user:
-        u = u.with_user(None)
-    return str(u)
 
 
 def _glob_escape(text: str) -> str:
