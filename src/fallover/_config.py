@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal, TypeAlias
 
 import msgspec
 
-from ._classify import redact_url
+from ._classify import redact, redact_url
 from ._errors import ConfigError
 from ._presets import PRESETS, Preset
 from ._providers._anthropic import AnthropicClient
@@ -403,7 +403,7 @@ def _member(
     elif key_env:
         source = f"env {key_env}"
     elif key_cmd:
-        source = f"cmd {key_cmd if isinstance(key_cmd, str) else shlex.join(key_cmd)}"
+        source = "cmd " + redact(key_cmd if isinstance(key_cmd, str) else shlex.join(key_cmd))
     else:
         source = "none"
     return Member(
@@ -509,7 +509,7 @@ def _key(member: Member, path: str | None) -> str | None:
 def _run_key_cmd(member: Member, path: str | None) -> str:
     cmd = member.key_cmd
     argv = shlex.split(cmd) if isinstance(cmd, str) else list(cmd or [])
-    shown = shlex.join(argv)
+    shown = redact(shlex.join(argv))  # a command may carry a token inline
     key = f"providers.{member.provider}.api_key_cmd"
     try:
         done = subprocess.run(
