@@ -638,7 +638,7 @@ def markdown(r: dict[str, Any]) -> str:
         "",
         "![benchmarks](img/benchmarks.png)",
         "",
-        "Raw results: `benchmarks/results/latest.json` after a run.",
+        "The same results for machines: [benchmarks.json](benchmarks.json).",
         "",
     ]
     return "\n".join(lines)
@@ -691,6 +691,13 @@ def chart(r: dict[str, Any], path: Path) -> None:
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
+
+
+def publish(res: dict[str, Any]) -> None:
+    """The Markdown table, the chart and the JSON, under docs/."""
+    (ROOT / "docs" / "benchmarks.md").write_text(markdown(res))
+    (ROOT / "docs" / "benchmarks.json").write_text(json.dumps(res, indent=2) + "\n")
+    chart(res, ROOT / "docs" / "img" / "benchmarks.png")
 
 
 async def main(quick: bool, peers: bool) -> dict[str, Any]:
@@ -748,14 +755,12 @@ if __name__ == "__main__":
     args = parser.parse_args()
     if args.report_only:
         res = json.loads((args.results / "latest.json").read_text())
-        (ROOT / "docs" / "benchmarks.md").write_text(markdown(res))
-        chart(res, ROOT / "docs" / "img" / "benchmarks.png")
+        publish(res)
         sys.exit(0)
     res = asyncio.run(main(args.quick, peers=not args.no_peers and not args.quick))
     out = args.results
     out.mkdir(parents=True, exist_ok=True)
     (out / ("quick.json" if args.quick else "latest.json")).write_text(json.dumps(res, indent=2))
     if not args.quick:
-        (ROOT / "docs" / "benchmarks.md").write_text(markdown(res))
-        chart(res, ROOT / "docs" / "img" / "benchmarks.png")
+        publish(res)
     print(markdown(res))
