@@ -344,12 +344,15 @@ class _Call:
         """
         self._current = None
         v = verdict(exc)
-        status = getattr(exc, "status", None)
+        cause = exc.error if isinstance(exc, e.StreamInterrupted) else exc
+        # The attempt already names the member: keep the alias out of its error text.
+        detail = cause.message if isinstance(cause, e.ProviderError) else str(cause)
+        status = getattr(cause, "status", None)
         self.attempts.append(
             Attempt(
                 alias=member.alias,
                 outcome="error",
-                error=f"{type(exc).__name__}: {exc}",
+                error=f"{type(cause).__name__}: {detail}",
                 status=status if isinstance(status, int) else None,
                 elapsed_s=self._elapsed(),
             )
