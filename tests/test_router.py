@@ -475,3 +475,17 @@ async def test_healthy_calls_park_nothing() -> None:
     for _ in range(3):
         await r.complete(ask())
     assert not r.store.has_parks() and r.store.streak("p/a") == 0
+
+
+async def test_aclose_closes_every_member_even_if_one_fails() -> None:
+    """A member that fails to close does not leave the others open."""
+
+    a, b = mock("p/a"), mock("p/b")
+
+    async def boom() -> None:
+        raise RuntimeError("close failed")
+
+    a.aclose = boom  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError, match="close failed"):
+        await router(a, b).aclose()
+    assert b.closed

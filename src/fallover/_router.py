@@ -198,12 +198,15 @@ class AsyncRouter:
     # -- lifecycle -----------------------------------------------------------------
 
     async def aclose(self) -> None:
-        """Close every member and the store."""
-        try:
-            for m in self._members:
-                await m.aclose()
-        finally:
-            await self._store.aclose()
+        """Close every member and the store, even when one of them fails to close."""
+        failure: Exception | None = None
+        for closable in (*self._members, self._store):
+            try:
+                await closable.aclose()
+            except Exception as exc:  # the rest must still be closed; the first error is raised
+                failure = failure or exc
+        if failure is not None:
+            raise failure
 
     async def __aenter__(self) -> Self:
         return self
