@@ -200,9 +200,10 @@ class AsyncRouter:
     async def aclose(self) -> None:
         """Close every member and the store, even when one of them fails to close."""
         failure: Exception | None = None
-        for closable in (*self._members, self._store):
+        closers = [m.aclose for m in self._members] + [self._store.aclose]
+        for close in closers:
             try:
-                await closable.aclose()
+                await close()
             except Exception as exc:  # the rest must still be closed; the first error is raised
                 failure = failure or exc
         if failure is not None:
