@@ -190,6 +190,10 @@ class Watch:
         return self.inner.alias
 
     @property
+    def capabilities(self) -> frozenset[str]:
+        return self.inner.capabilities
+
+    @property
     def context_window(self) -> int | None:
         return None
 

@@ -1,5 +1,6 @@
 """fallover: route LLM calls over an ordered pool of endpoints, falling over on failure."""
 
+from ._client import LLMClient
 from ._config import Config, build_client, load_config
 from ._cooldown import CooldownStore, MemoryCooldowns
 from ._errors import (
@@ -26,7 +27,6 @@ from ._errors import (
 )
 from ._fanout import fan_out
 from ._providers._anthropic import AnthropicClient
-from ._providers._base import LLMClient
 from ._providers._mock import MockClient
 from ._providers._openai import OpenAIClient
 from ._router import AsyncRouter
@@ -35,10 +35,19 @@ from ._types import (
     ChatRequest,
     ChatResponse,
     Completed,
+    Image,
+    JsonSchema,
     Message,
+    ProviderState,
+    Reasoning,
+    ReasoningDelta,
     Restarted,
     StreamEvent,
+    Text,
     TextDelta,
+    Tool,
+    ToolCall,
+    ToolCallDelta,
     Usage,
 )
 
@@ -61,6 +70,8 @@ __all__ = [
     "ContextTooLong",
     "CooldownStore",
     "FalloverError",
+    "Image",
+    "JsonSchema",
     "LLMClient",
     "MalformedResponse",
     "MemberUnusable",
@@ -70,16 +81,23 @@ __all__ = [
     "ModelNotFound",
     "OpenAIClient",
     "ProviderError",
+    "ProviderState",
     "ProviderTimeout",
     "QuotaExhausted",
     "RateLimited",
+    "Reasoning",
+    "ReasoningDelta",
     "RequestRejected",
     "Restarted",
     "RoutingTimeout",
     "ServerFailed",
     "StreamEvent",
     "StreamInterrupted",
+    "Text",
     "TextDelta",
+    "Tool",
+    "ToolCall",
+    "ToolCallDelta",
     "Unavailable",
     "Usage",
     "build_client",

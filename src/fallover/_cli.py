@@ -18,12 +18,12 @@ import anyio
 
 from . import __version__
 from ._classify import redact_url
+from ._client import LLMClient
 from ._config import Config, Member, Plan, build_client, load_config, plan
 from ._errors import AllModelsFailed, ConfigError, FalloverError, ProviderError, RoutingTimeout
 from ._fanout import fan_out
 from ._presets import PRESETS
 from ._providers._anthropic import AnthropicClient
-from ._providers._base import LLMClient
 from ._providers._openai import OpenAIClient
 from ._router import AsyncRouter
 from ._sim import Fault, Scenario, Simulator, load_scenario
@@ -174,6 +174,10 @@ class _Timed:
     @property
     def context_window(self) -> int | None:
         return self.client.context_window
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        return self.client.capabilities
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
         start = time.perf_counter()

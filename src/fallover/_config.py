@@ -22,10 +22,11 @@ from typing import Annotated, Any, Literal, TypeAlias
 import msgspec
 
 from ._classify import redact, redact_url
+from ._client import LLMClient
 from ._errors import ConfigError
 from ._presets import PRESETS, Preset
 from ._providers._anthropic import AnthropicClient
-from ._providers._base import BaseClient, LLMClient
+from ._providers._base import BaseClient
 from ._providers._openai import OpenAIClient
 from ._router import POLICIES, AsyncRouter
 

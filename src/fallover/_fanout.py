@@ -7,7 +7,7 @@ from typing import cast
 
 import anyio
 
-from ._providers._base import LLMClient
+from ._client import LLMClient
 from ._types import ChatRequest, ChatResponse
 
 __all__ = ["fan_out"]

@@ -16,8 +16,8 @@ import msgspec
 
 from . import _errors as e
 from ._classify import Verdict, verdict
+from ._client import LLMClient, OnInterrupt
 from ._cooldown import CooldownStore, MemoryCooldowns
-from ._providers._base import LLMClient, OnInterrupt
 from ._types import Attempt, ChatRequest, ChatResponse, Completed, Restarted, StreamEvent, TextDelta
 
 __all__ = ["POLICIES", "AsyncRouter"]
@@ -92,6 +92,11 @@ class AsyncRouter:
         """The largest context window any member declares."""
         windows = [m.context_window for m in self._members if m.context_window is not None]
         return max(windows) if windows else None
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        """What at least one member can take."""
+        return frozenset().union(*(m.capabilities for m in self._members))
 
     @property
     def members(self) -> tuple[LLMClient, ...]:

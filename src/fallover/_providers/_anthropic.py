@@ -92,12 +92,12 @@ class AnthropicClient(BaseClient):
         return f"{base}/messages" if base.endswith("/v1") else f"{base}/v1/messages"
 
     def _encode(self, request: ChatRequest, *, stream: bool) -> bytes:
-        system = [m.content for m in request.messages if m.role == "system"]
+        system = [m.text for m in request.messages if m.role == "system"]
         return _encode(
             _WireRequest(
                 model=self.model,
                 messages=[
-                    _WireMessage(role=m.role, content=m.content)
+                    _WireMessage(role=m.role, content=m.text)
                     for m in request.messages
                     if m.role != "system"
                 ],
@@ -119,7 +119,7 @@ class AnthropicClient(BaseClient):
             usage=Usage(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens)
             if usage
             else None,
-            finish_reason=r.stop_reason,
+            finish_reason=r.stop_reason,  # type: ignore[arg-type]
         )
 
     def _stream_parser(self) -> StreamParser:

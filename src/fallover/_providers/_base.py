@@ -15,7 +15,7 @@ import random
 import urllib.request
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from types import TracebackType
-from typing import Any, Literal, Protocol, Self, runtime_checkable
+from typing import Any, Self
 
 import aiohttp
 import anyio
@@ -24,14 +24,23 @@ from yarl import URL
 
 from .. import _errors as e
 from .._classify import error_from_http, error_from_payload, redact, verdict
-from .._types import ChatRequest, ChatResponse, Completed, Restarted, StreamEvent, TextDelta, Usage
+from .._client import LLMClient, OnInterrupt
+from .._types import (
+    CAPABILITIES,
+    ChatRequest,
+    ChatResponse,
+    Completed,
+    Restarted,
+    StreamEvent,
+    TextDelta,
+    Usage,
+)
 from ._sse import SSEEvent, SSEReader
 
 __all__ = ["BaseClient", "LLMClient", "OnInterrupt", "StreamEnd", "map_transport_error"]
 
 log = logging.getLogger("fallover")
 
-OnInterrupt = Literal["error", "restart"]
 
 DEFAULT_MAX_RETRIES = 5
 DEFAULT_MAX_RETRY_WAIT = 10.0
@@ -39,44 +48,6 @@ BACKOFF_FIRST = 0.5
 BACKOFF_CAP = 8.0
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
 DEFAULT_MAX_LINE_BYTES = 1024 * 1024
-
-
-@runtime_checkable
-class LLMClient(Protocol):
-    """What the router needs of a member, and what every fallover client offers."""
-
-    @property
-    def alias(self) -> str:
-        """``provider/model`` (or the pool's name), used in attempts and errors."""
-        ...
-
-    @property
-    def context_window(self) -> int | None:
-        """Declared context window in tokens, or None when unknown."""
-        ...
-
-    async def complete(self, request: ChatRequest) -> ChatResponse:
-        """Return the whole answer."""
-        ...
-
-    def stream(
-        self, request: ChatRequest, *, on_interrupt: OnInterrupt = "error"
-    ) -> AsyncIterator[StreamEvent]:
-        """Yield the answer as it arrives, ending with ``Completed``."""
-        ...
-
-    async def aclose(self) -> None:
-        """Release connections."""
-        ...
-
-    async def __aenter__(self) -> Self: ...
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
 
 
 class StreamEnd(msgspec.Struct, kw_only=True, frozen=True):
@@ -213,6 +184,11 @@ class BaseClient(abc.ABC):
     def context_window(self) -> int | None:
         """Declared context window, or None."""
         return self._context_window
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        """Everything: this client does not declare limits yet."""
+        return CAPABILITIES
 
     @property
     def max_retries(self) -> int:
@@ -423,7 +399,7 @@ class BaseClient(abc.ABC):
                                 model=piece.model or self.model,
                                 alias=self.alias,
                                 usage=piece.usage,
-                                finish_reason=piece.finish_reason,
+                                finish_reason=piece.finish_reason,  # type: ignore[arg-type]
                             )
                         )
                         return

@@ -12,8 +12,8 @@ from types import TracebackType
 from typing import Self, TypeAlias, final
 
 from .. import _errors as e
-from .._types import ChatRequest, ChatResponse, Completed, StreamEvent, TextDelta
-from ._base import OnInterrupt
+from .._client import OnInterrupt
+from .._types import CAPABILITIES, ChatRequest, ChatResponse, Completed, StreamEvent, TextDelta
 
 __all__ = ["MockClient"]
 
@@ -50,6 +50,11 @@ class MockClient:
     def context_window(self) -> int | None:
         """The context window given at construction."""
         return self._context_window
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        """Everything."""
+        return CAPABILITIES
 
     @property
     def model(self) -> str:

@@ -102,7 +102,7 @@ class OpenAIClient(BaseClient):
         return _encode(
             _WireRequest(
                 model=self.model,
-                messages=[_WireMessage(role=m.role, content=m.content) for m in request.messages],
+                messages=[_WireMessage(role=m.role, content=m.text) for m in request.messages],
                 max_tokens=request.max_tokens,
                 temperature=request.temperature,
                 stop=list(request.stop) if request.stop else None,
@@ -121,7 +121,7 @@ class OpenAIClient(BaseClient):
             model=r.model or self.model,
             alias=self.alias,
             usage=_usage(r.usage),
-            finish_reason=choice.finish_reason,
+            finish_reason=choice.finish_reason,  # type: ignore[arg-type]
         )
 
     def _stream_parser(self) -> StreamParser:
