@@ -1,0 +1,1 @@
+"""Pure, synchronous protocol codecs: bytes and dicts in, neutral values out. No I/O."""
