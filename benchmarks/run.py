@@ -193,6 +193,9 @@ class Watch:
     def capabilities(self) -> frozenset[str]:
         return self.inner.capabilities
 
+    def unfit(self, request: f.ChatRequest) -> str | None:
+        return self.inner.unfit(request)
+
     @property
     def context_window(self) -> int | None:
         return None

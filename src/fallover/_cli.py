@@ -179,6 +179,9 @@ class _Timed:
     def capabilities(self) -> frozenset[str]:
         return self.client.capabilities
 
+    def unfit(self, request: ChatRequest) -> str | None:
+        return self.client.unfit(request)
+
     async def complete(self, request: ChatRequest) -> ChatResponse:
         start = time.perf_counter()
         try:

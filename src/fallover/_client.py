@@ -43,6 +43,10 @@ class LLMClient(Protocol):
         """What requests this client can take: a subset of tools, vision, json_schema, reasoning."""
         ...
 
+    def unfit(self, request: ChatRequest) -> str | None:
+        """Why this client cannot take ``request`` faithfully (a pool skips it), or None."""
+        ...
+
     async def complete(self, request: ChatRequest) -> ChatResponse:
         """Return the whole answer."""
         ...

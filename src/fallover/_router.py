@@ -98,6 +98,13 @@ class AsyncRouter:
         """What at least one member can take."""
         return frozenset().union(*(m.capabilities for m in self._members))
 
+    def unfit(self, request: ChatRequest) -> str | None:
+        """Why no member can take ``request``, or None when one can."""
+        reasons = [m.unfit(request) for m in self._members]
+        if all(reasons):
+            return "; ".join(f"{m.alias}: {r}" for m, r in zip(self._members, reasons, strict=True))
+        return None
+
     @property
     def members(self) -> tuple[LLMClient, ...]:
         """The pool, in configured order."""

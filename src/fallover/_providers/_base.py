@@ -190,6 +190,11 @@ class BaseClient(abc.ABC):
         """Everything: this client does not declare limits yet."""
         return CAPABILITIES
 
+    def unfit(self, request: ChatRequest) -> str | None:
+        """The first capability ``request`` needs that this client lacks, as a reason."""
+        missing = request.needs - self.capabilities
+        return f"cannot take {', '.join(sorted(missing))}" if missing else None
+
     @property
     def max_retries(self) -> int:
         """Retries after the first attempt: explicit, else 0 in a pool, else 5."""

@@ -56,6 +56,11 @@ class MockClient:
         """Everything."""
         return CAPABILITIES
 
+    def unfit(self, request: ChatRequest) -> str | None:
+        """The first capability ``request`` needs that this client lacks, as a reason."""
+        missing = request.needs - self.capabilities
+        return f"cannot take {', '.join(sorted(missing))}" if missing else None
+
     @property
     def model(self) -> str:
         """The model part of the alias."""
