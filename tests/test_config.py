@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 import fallover as f
-from fallover._config import plan
-from fallover._presets import PRESETS
+from fallover._config import PRESETS, plan
 
 KEY_VARS = [p.key_env for p in PRESETS.values() if p.key_env] + [
     "OPENAI_BASE_URL",

@@ -16,13 +16,12 @@ from typing import Any, TextIO
 
 import anyio
 
-from . import __version__
+from . import __version__, _defaults
 from ._classify import redact_url
 from ._client import LLMClient
-from ._config import Config, Member, Plan, build_client, load_config, plan
+from ._config import Member, Plan, auto_pool, build_client, load_config, plan, unconfigured
 from ._errors import AllModelsFailed, ConfigError, FalloverError, ProviderError, RoutingTimeout
 from ._fanout import fan_out
-from ._presets import PRESETS
 from ._providers._anthropic import AnthropicClient
 from ._providers._openai import OpenAIClient
 from ._router import AsyncRouter
@@ -31,7 +30,7 @@ from ._types import Attempt, ChatRequest, ChatResponse, Message
 
 __all__ = ["main"]
 
-MAX_FILE_BYTES = 200 * 1024
+MAX_FILE_BYTES = _defaults.REVIEW_MAX_FILE_BYTES
 DEFAULT_PROMPT = (
     "You are a careful senior engineer reviewing one file of a change. Point out bugs, "
     "risky constructs and unclear code, most important first, briefly. Say so if it looks fine."
@@ -139,12 +138,6 @@ def _request(path: Path, prompt: str) -> ChatRequest:
 
 
 # -- the embedded default -----------------------------------------------------------
-
-
-def _nothing_configured(config: Config, model: str | None) -> bool:
-    if model or config.path or config.model or config.routing.models:
-        return False
-    return not any(p.key_env and os.environ.get(p.key_env) for p in PRESETS.values())
 
 
 def _embedded_pool(sim: Simulator) -> AsyncRouter:
@@ -279,7 +272,7 @@ async def review(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return 0
     config = load_config(args.config)
     sim: Simulator | None = None
-    if _nothing_configured(config, args.model):
+    if unconfigured(config, args.model):
         sim = Simulator(EMBEDDED)
         await sim.start()
         client: LLMClient = _embedded_pool(sim)
@@ -384,9 +377,9 @@ def _key_state(member: Member) -> str:
 
 def check(args: argparse.Namespace, out: TextIO) -> int:
     config = load_config(args.config)
-    present = [n for n, p in PRESETS.items() if p.key_env and os.environ.get(p.key_env)]
+    present = auto_pool()
     print(f"config: {config.path or 'none (built-in providers)'}", file=out)
-    if _nothing_configured(config, None):
+    if unconfigured(config):
         print("pool: none configured and no provider key set;", file=out)
         print("      `fallover review` will use the built-in simulator", file=out)
         return 0
@@ -407,7 +400,8 @@ def check(args: argparse.Namespace, out: TextIO) -> int:
             timeouts += f", first token {m.first_token_timeout:g}s"
         if m.idle_timeout:
             timeouts += f", idle {m.idle_timeout:g}s"
-        retries = m.max_retries if m.max_retries is not None else (0 if len(p.members) > 1 else 5)
+        pooled = _defaults.POOLED_MAX_RETRIES if len(p.members) > 1 else _defaults.MAX_RETRIES
+        retries = m.max_retries if m.max_retries is not None else pooled
         window = f", context {m.context_window}" if m.context_window else ""
         print(f"  {i}. {m.alias}", file=out)
         print(f"     {m.protocol} {m.base_url}", file=out)
@@ -450,12 +444,14 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("paths", nargs="+", metavar="PATH")
     r.add_argument("--config", metavar="F", help="config file (default: the lookup chain)")
     r.add_argument("--model", metavar="P/M", help="pin one provider/model, ignoring routing")
-    r.add_argument("--concurrency", type=_positive_int, default=8, metavar="N")
+    r.add_argument(
+        "--concurrency", type=_positive_int, default=_defaults.REVIEW_CONCURRENCY, metavar="N"
+    )
     r.add_argument("--json", action="store_true", help="print JSON Lines, one per file")
     r.add_argument("--prompt", default=DEFAULT_PROMPT, metavar="TEXT", help="review instruction")
 
     s = sub.add_parser("simulate", help="serve the fault-injecting simulator")
-    s.add_argument("--port", type=int, default=8000, metavar="N")
+    s.add_argument("--port", type=int, default=_defaults.SIMULATOR_PORT, metavar="N")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--scenario", metavar="FILE", help="TOML file of per-model faults")
 

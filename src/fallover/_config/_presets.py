@@ -7,11 +7,13 @@ config overrides any field. The order here is the order of the automatic pool
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from typing import Literal
 
 import msgspec
 
-__all__ = ["PRESETS", "Preset"]
+__all__ = ["PRESETS", "Preset", "auto_pool"]
 
 
 class Preset(msgspec.Struct, kw_only=True, frozen=True):
@@ -24,6 +26,11 @@ class Preset(msgspec.Struct, kw_only=True, frozen=True):
     key_required: bool = True
     base_url_env: str | None = None
     docs: str = ""
+
+    @property
+    def joins_auto_pool(self) -> bool:
+        """A provider that needs a key joins the automatic pool when its key is set."""
+        return self.key_env is not None and self.key_required
 
 
 PRESETS: dict[str, Preset] = {
@@ -120,3 +127,17 @@ PRESETS: dict[str, Preset] = {
         docs="https://docs.vllm.ai/en/latest/serving/openai_compatible_server.html",
     ),
 }
+
+
+def auto_pool(env: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The automatic pool: every preset that needs a key and has it set, in PRESETS order.
+
+    The one answer to "which presets does a config that chooses nothing use",
+    read by the resolution and by the command line alike.
+    """
+    environ = os.environ if env is None else env
+    return tuple(
+        name
+        for name, preset in PRESETS.items()
+        if preset.joins_auto_pool and preset.key_env and environ.get(preset.key_env)
+    )
