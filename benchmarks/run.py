@@ -32,7 +32,7 @@ import aiohttp
 import anyio
 
 import fallover as f
-from fallover._sim import spawn
+from fallover.testing import spawn
 
 ROOT = Path(__file__).resolve().parent.parent
 REQ = f.ChatRequest(messages=[f.Message(role="user", content="Review: def f(): return 1")])

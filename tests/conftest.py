@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 
 import fallover
-from fallover._sim import Fault, Scenario, Simulator
+from fallover.testing import Fault, Scenario, Simulator
 
 SECRET = "sk-SENTINEL-do-not-leak-0123456789"
 

@@ -6,7 +6,7 @@ import anyio
 import pytest
 
 import fallover as f
-from fallover._sim import Fault
+from fallover.testing import Fault
 
 from .conftest import SECRET, Capture, SimFactory, ask
 

@@ -15,7 +15,7 @@ import pytest
 
 import fallover as f
 from fallover._providers._base import BaseClient, backoff_delay, map_transport_error
-from fallover._sim import Fault
+from fallover.testing import Fault
 
 from .conftest import SECRET, SimFactory, ask, no_sleep
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from fallover._sim import Fault
+from fallover.testing import Fault
 
 from .conftest import SECRET, SimFactory
 

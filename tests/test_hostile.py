@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 
 import fallover as f
-from fallover._sim import Fault
+from fallover.testing import Fault
 
 from .conftest import SECRET, SimFactory, ask
 

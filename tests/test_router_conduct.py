@@ -13,7 +13,7 @@ import anyio
 import pytest
 
 import fallover as f
-from fallover._sim import Fault, Simulator
+from fallover.testing import Fault, Simulator
 
 from .conftest import Recorder, SimFactory, ask
 

@@ -10,7 +10,7 @@ import anyio
 import pytest
 
 import fallover as f
-from fallover._sim import Fault, Scenario, Simulator, load_scenario
+from fallover.testing import Fault, Scenario, Simulator, load_scenario
 
 from .conftest import SimFactory, ask
 

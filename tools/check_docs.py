@@ -15,7 +15,7 @@ from pathlib import Path
 import msgspec
 
 from fallover._config import Config, _validate
-from fallover._sim import Scenario, spawn
+from fallover.testing import Scenario, spawn
 
 ROOT = Path(__file__).resolve().parent.parent
 FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)

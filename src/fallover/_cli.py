@@ -25,8 +25,8 @@ from ._fanout import fan_out
 from ._providers._anthropic import AnthropicClient
 from ._providers._openai import OpenAIClient
 from ._router import AsyncRouter
-from ._sim import Fault, Scenario, Simulator, load_scenario
 from ._types import Attempt, ChatRequest, ChatResponse, Message
+from .testing import Fault, Scenario, Simulator, load_scenario
 
 __all__ = ["main"]
 

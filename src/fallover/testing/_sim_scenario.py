@@ -1,7 +1,7 @@
 """What the simulator does to each model: the scenario file's schema."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: msgspec resolves these annotations through
+# `__module__`, which names the public package (`fallover.testing`).
 import re
 import tomllib
 from pathlib import Path
