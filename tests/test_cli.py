@@ -154,7 +154,7 @@ async def test_one_failed_file_exits_1_and_loses_nothing(
         (["review", "src", "--config", "missing.toml"], "missing.toml: no such config file"),
         (["review", "src", "--model", "nosuch/x"], "'nosuch' is not a provider"),
         (["review", "src", "--concurrency", "0"], "must be at least 1"),
-        (["check", "--config", "bad.toml"], "bad.toml: routing.policy: 'weighted' is not a policy"),
+        (["check", "--config", "bad.toml"], "bad.toml: routing.policy: 'fastest' is not a policy"),
     ],
 )
 async def test_usage_and_config_errors_exit_2(
@@ -162,7 +162,7 @@ async def test_usage_and_config_errors_exit_2(
 ) -> None:
     """Usage and config errors: exit 2, the message on stderr, no traceback."""
     tree(tmp_path)
-    (tmp_path / "bad.toml").write_text('[routing]\npolicy = "weighted"\n')
+    (tmp_path / "bad.toml").write_text('[routing]\npolicy = "fastest"\n')
     done = await run(tmp_path, *args)
     err = done.stderr.decode()
     assert done.returncode == 2

@@ -110,10 +110,10 @@ def test_unknown_provider_key_names_the_provider() -> None:
 
 def test_bad_policy_message() -> None:
     """A bad policy says which ones exist."""
-    err = error('[routing]\npolicy = "weighted"\n')
-    assert (
-        str(err)
-        == "fallover.toml: routing.policy: 'weighted' is not a policy (choose priority or round-robin)"
+    err = error('[routing]\npolicy = "fastest"\n')
+    assert str(err) == (
+        "fallover.toml: routing.policy: 'fastest' is not a policy "
+        "(choose priority, round-robin, weighted or latency)"
     )
 
 

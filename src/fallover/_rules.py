@@ -32,7 +32,7 @@ __all__ = [
     "choices",
 ]
 
-Policy: TypeAlias = Literal["priority", "round-robin"]
+Policy: TypeAlias = Literal["priority", "round-robin", "weighted", "latency"]
 POLICIES: tuple[str, ...] = get_args(Policy)
 
 OnInterrupt: TypeAlias = Literal["error", "restart"]

@@ -18,8 +18,15 @@ from ._build import CLIENTS, build_client
 from ._keys import KeySource
 from ._load import decode, find_config, load_config
 from ._presets import PRESETS, Preset, auto_pool
-from ._resolve import Member, Plan, plan, unconfigured
-from ._schema import Config, ProviderConfig, RouteEntry, RoutingConfig
+from ._resolve import Member, Plan, plan, pools, unconfigured
+from ._schema import (
+    Config,
+    PoolConfig,
+    ProviderConfig,
+    RouteEntry,
+    RoutingConfig,
+    ServerConfig,
+)
 
 __all__ = [
     "CLIENTS",
@@ -28,15 +35,18 @@ __all__ = [
     "KeySource",
     "Member",
     "Plan",
+    "PoolConfig",
     "Preset",
     "ProviderConfig",
     "RouteEntry",
     "RoutingConfig",
+    "ServerConfig",
     "auto_pool",
     "build_client",
     "decode",
     "find_config",
     "load_config",
     "plan",
+    "pools",
     "unconfigured",
 ]

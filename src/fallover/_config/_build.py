@@ -6,6 +6,8 @@ protocol is one row here and one client class, never another branch.
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -17,7 +19,8 @@ from .._router import AsyncRouter
 from ._keys import read_key
 from ._load import load_config
 from ._resolve import Member, Plan, plan
-from ._schema import Config, Protocol, RoutingConfig
+from ._schema import Config, Protocol
+from ._validate import at
 
 __all__ = ["CLIENTS", "build_client"]
 
@@ -27,52 +30,81 @@ CLIENTS: Mapping[Protocol, Callable[..., LLMClient]] = {
 }
 
 
-def build_client(config: Config | None = None, model: str | None = None) -> LLMClient:
+def build_client(
+    config: Config | None = None, model: str | None = None, *, pool: str | None = None
+) -> LLMClient:
     """An AsyncRouter for a pool of two or more members, else the plain client.
 
-    ``model="provider/model"`` pins one endpoint and ignores ``routing``.
+    ``model="provider/model"`` pins one endpoint and ignores ``routing``;
+    ``pool="NAME"`` builds ``[pools.NAME]`` (or the pool ``routing.name`` names).
     """
     config = config if config is not None else load_config()
-    p = plan(config, model)
+    p = plan(config, model, pool=pool)
     r = p.routing
     if len(p.members) == 1:
         return _client(p.members[0], p, max_retry_wait=r.max_retry_wait)
     # Inside a pool, a member leaves max_retry_wait to the pool's call.
     clients = [_client(m, p, max_retry_wait=None) for m in p.members]
-    return AsyncRouter(
-        clients,
-        policy=r.policy,  # type: ignore[arg-type]  # validated when the config was loaded
-        call_timeout=r.call_timeout,
-        cooldown=r.cooldown,
-        cooldown_max=r.cooldown_max,
-        max_retry_wait=r.max_retry_wait,
-        store=_store(r, p),
-        name=r.name,
-    )
+    # The router checks its settings with the rules the config was checked with;
+    # what it still refuses is named at the pool's table.
+    with at(p.path, p.where):
+        return AsyncRouter(
+            clients,
+            policy=r.policy,  # type: ignore[arg-type]  # validated when the config was loaded
+            call_timeout=r.call_timeout,
+            cooldown=r.cooldown,
+            cooldown_max=r.cooldown_max,
+            max_retry_wait=r.max_retry_wait,
+            store=_store(p),
+            name=r.name,
+        )
 
 
 def _client(member: Member, p: Plan, *, max_retry_wait: float | None) -> LLMClient:
     api_key = read_key(
         member.key, alias=member.alias, provider=member.provider, path=p.path, where=member.where
     )
-    return CLIENTS[member.protocol](
-        model=member.model,
-        api_key=api_key,
-        base_url=member.base_url,
-        timeout=member.timeout,
-        first_token_timeout=member.first_token_timeout,
-        idle_timeout=member.idle_timeout,
-        max_retries=member.max_retries,
-        max_retry_wait=max_retry_wait,
-        headers=member.headers,
-        context_window=member.context_window,
-        alias=member.alias,
-        max_body_bytes=member.max_body_bytes,
-        max_line_bytes=member.max_line_bytes,
-    )
+    cls = CLIENTS[member.protocol]
+    kwargs: dict[str, Any] = {
+        "model": member.model,
+        "api_key": api_key,
+        "base_url": member.base_url,
+        "timeout": member.timeout,
+        "first_token_timeout": member.first_token_timeout,
+        "idle_timeout": member.idle_timeout,
+        "max_retries": member.max_retries,
+        "max_retry_wait": max_retry_wait,
+        "headers": member.headers,
+        "context_window": member.context_window,
+        "alias": member.alias,
+        "max_body_bytes": member.max_body_bytes,
+        "max_line_bytes": member.max_line_bytes,
+    }
+    # Keywords the clients gained with capabilities and extra bodies; a client
+    # class that lacks one is given none, and an extra body it cannot send is an error.
+    for name, value in (
+        ("provider", member.provider),
+        ("capabilities", member.capabilities),
+        ("extra_body", member.extra_body),
+    ):
+        if name in _keywords(cls):
+            kwargs[name] = value
+        elif name == "extra_body" and value:
+            raise ConfigError(
+                f"{getattr(cls, '__name__', cls)} does not send an extra body",
+                path=p.path,
+                key=f"providers.{member.provider}.extra_body",
+            )
+    return cls(**kwargs)
 
 
-def _store(r: RoutingConfig, p: Plan) -> Any:
+@functools.cache
+def _keywords(cls: Callable[..., LLMClient]) -> frozenset[str]:
+    return frozenset(inspect.signature(cls).parameters)
+
+
+def _store(p: Plan) -> Any:
+    r = p.routing
     if r.store == "memory":
         return None
     try:
@@ -81,7 +113,7 @@ def _store(r: RoutingConfig, p: Plan) -> Any:
         raise ConfigError(
             "a redis store needs the redis package: pip install 'fallover[redis]'",
             path=p.path,
-            key="routing.store",
+            key=f"{p.where}.store",
         ) from exc
     name = r.name or ",".join(m.alias for m in p.members)
     return RedisCooldowns(r.store, pool=name)

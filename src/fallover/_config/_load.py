@@ -32,7 +32,7 @@ T = TypeVar("T")
 # Config fields holding a table of tables ([providers.NAME]): each entry is
 # decoded on its own, because msgspec reports a dict key as ``[...]`` and an
 # error must name the entry.
-_TABLES_OF_TABLES: tuple[str, ...] = ("providers",)
+_TABLES_OF_TABLES: tuple[str, ...] = ("providers", "pools")
 # Config fields that are not keys of the file.
 _NOT_KEYS: frozenset[str] = frozenset(("path",))
 
@@ -120,6 +120,7 @@ def _convert(value: Any, type_: type[T], path: str | None, *, at: str) -> T:
 
 _AT = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<at>[^`]*)`)?$", re.DOTALL)
 _UNKNOWN = re.compile(r"Object contains unknown field `(?P<name>[^`]+)`")
+_MISSING = re.compile(r"Object missing required field `(?P<name>[^`]+)`")
 _STEP = re.compile(r"\.([^.\[]+)|(\[[^\]]*\])")
 _KINDS = {
     "float": "a number",
@@ -147,6 +148,13 @@ def _translate(
             f"unknown key {name!r} in {where} (known: {known})",
             path=path,
             key=_join(table, f".{name}"),
+        )
+    missing = _MISSING.match(msg)
+    if missing:
+        name = missing.group("name")
+        where = f"[{table}]" if table else "the top level"
+        return ConfigError(
+            f"{where} needs the key {name!r}", path=path, key=_join(table, f".{name}")
         )
     return ConfigError(_plain(msg), path=path, key=table or None)
 
@@ -199,12 +207,13 @@ def _unwrap(info: mi.Type) -> mi.Type:
 
 def _plain(msg: str) -> str:
     """msgspec's "Expected `float` > 0.0, got `str`" in words a config author reads."""
+    msg = msg.replace("got `float`", "got a fraction")
     msg = re.sub(
         r"`([\w |]+)`",
         lambda m: " or ".join(_KINDS.get(k, k) for k in m.group(1).split(" | ") if k != "null"),
         msg,
     )
-    msg = re.sub(r" > 0\.0\b", " > 0", msg)
+    msg = re.sub(r"(>=?|<=?) (\d+)\.0\b", r"\1 \2", msg)
     return msg[:1].lower() + msg[1:]
 
 

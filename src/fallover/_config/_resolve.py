@@ -7,18 +7,19 @@ plan, ``build_client`` builds one.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from typing import TypeVar
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
 
 import msgspec
 
 from .. import _defaults as d
 from .._errors import ConfigError
+from .._types import CAPABILITIES
 from ._keys import KeySource, key_source
 from ._presets import PRESETS, Preset, auto_pool
-from ._schema import Config, Protocol, ProviderConfig, RoutingConfig
+from ._schema import Config, Protocol, ProviderConfig, RouteEntry, RoutingConfig
 
-__all__ = ["Member", "Plan", "plan", "unconfigured"]
+__all__ = ["Member", "Plan", "plan", "pools", "unconfigured"]
 
 T = TypeVar("T")
 
@@ -40,6 +41,11 @@ class Member(msgspec.Struct, kw_only=True, frozen=True):
     headers: dict[str, str] | None = None
     max_body_bytes: int = d.MAX_BODY_BYTES
     max_line_bytes: int = d.MAX_LINE_BYTES
+    capabilities: frozenset[str] = CAPABILITIES
+    extra_body: dict[str, Any] | None = None
+    rpm: int | None = None
+    tpm: int | None = None
+    weight: float = d.WEIGHT
     where: str = "model"  # the config key that put it in the pool
 
     def __repr__(self) -> str:
@@ -65,9 +71,21 @@ class Plan(msgspec.Struct, kw_only=True, frozen=True):
     """The resolved pool and its routing settings."""
 
     members: tuple[Member, ...]
-    routing: RoutingConfig
+    routing: RoutingConfig  # a named pool's own keys over [routing]'s; name is the pool's
     path: str | None
     auto: bool = False  # the automatic pool: presets whose keys are set
+    where: str = "routing"  # the config table of these routing settings
+
+    @property
+    def pool(self) -> str | None:
+        """The pool's name (``routing.name`` or a ``[pools.NAME]``), or None."""
+        return self.routing.name
+
+
+def pools(config: Config) -> tuple[str, ...]:
+    """The names a pool can be chosen by: ``routing.name`` then every ``[pools.NAME]``."""
+    main = (config.routing.name,) if config.routing.name else ()
+    return (*main, *config.pools)
 
 
 def unconfigured(
@@ -83,30 +101,41 @@ def unconfigured(
     return not auto_pool(env)
 
 
-def plan(config: Config, model: str | None = None, *, env: Mapping[str, str] | None = None) -> Plan:
+def plan(
+    config: Config,
+    model: str | None = None,
+    *,
+    pool: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Plan:
     """Resolve the pool without touching any key.
 
-    The pool is, first match wins: the pinned ``model``; ``routing.models``;
-    the top-level ``model``; the automatic pool (``auto_pool``).
+    The pool is, first match wins: the pinned ``model``; the named ``pool``;
+    ``routing.models``; the top-level ``model``; the automatic pool (``auto_pool``).
     """
     r = config.routing
+    if model is not None and pool is not None:
+        raise ValueError("pin a model or choose a pool, not both")
     if model is not None:
         provider, m = _split(model, config=config, key="--model")
         return Plan(
             members=(_member(config, provider, m, key="--model"),), routing=r, path=config.path
         )
-    if r.models:
-        members = tuple(
-            _member(
-                config,
-                entry.provider,
-                entry.model,
-                key=f"routing.models[{i}]",
-                context_window=entry.context_window,
-            )
-            for i, entry in enumerate(r.models)
+    if pool is not None and pool in config.pools:
+        key = f"pools.{pool}"
+        return Plan(
+            members=_entries(config, config.pools[pool].models, f"{key}.models"),
+            routing=config.pools[pool].over(r, pool),
+            path=config.path,
+            where=key,
         )
-        _no_duplicates(members, config.path, "routing.models")
+    if pool is not None and (pool != r.name or not r.models):
+        known = ", ".join(pools(config)) or "none: add [pools.NAME] or routing.name"
+        raise ConfigError(
+            f"no pool named {pool!r} (known: {known})", path=config.path, key=f"pools.{pool}"
+        )
+    if r.models:
+        members = _entries(config, r.models, "routing.models")
         return Plan(members=members, routing=r, path=config.path)
     if config.model:
         provider, m = _split(config.model, config=config, key="model")
@@ -123,6 +152,22 @@ def plan(config: Config, model: str | None = None, *, env: Mapping[str, str] | N
         )
     members = tuple(_member(config, name, None, key=f"providers.{name}") for name in names)
     return Plan(members=members, routing=r, path=config.path, auto=True)
+
+
+def _entries(config: Config, entries: Sequence[RouteEntry], key: str) -> tuple[Member, ...]:
+    members = tuple(
+        _member(
+            config,
+            entry.provider,
+            entry.model,
+            key=f"{key}[{i}]",
+            context_window=entry.context_window,
+            weight=entry.weight,
+        )
+        for i, entry in enumerate(entries)
+    )
+    _no_duplicates(members, config.path, key)
+    return members
 
 
 def _no_duplicates(members: tuple[Member, ...], path: str | None, key: str) -> None:
@@ -145,7 +190,13 @@ def _provider(config: Config, name: str, key: str) -> tuple[Preset | None, Provi
 
 
 def _member(
-    config: Config, provider: str, model: str | None, *, key: str, context_window: int | None = None
+    config: Config,
+    provider: str,
+    model: str | None,
+    *,
+    key: str,
+    context_window: int | None = None,
+    weight: float | None = None,
 ) -> Member:
     preset, p = _provider(config, provider, f"{key}.provider" if key.endswith("]") else key)
     model = model or p.model or (preset.model if preset else None)
@@ -175,8 +226,20 @@ def _member(
         headers=p.headers,
         max_body_bytes=_or(p.max_body_bytes, d.MAX_BODY_BYTES),
         max_line_bytes=_or(p.max_line_bytes, d.MAX_LINE_BYTES),
+        capabilities=_capabilities(preset, p, model),
+        extra_body=p.extra_body,
+        rpm=p.rpm,
+        tpm=p.tpm,
+        weight=_or(weight, d.WEIGHT),
         where=key,
     )
+
+
+def _capabilities(preset: Preset | None, p: ProviderConfig, model: str) -> frozenset[str]:
+    """The config's list, else the preset's for this model, else everything."""
+    if p.capabilities is not None:
+        return frozenset(p.capabilities)
+    return preset.capabilities_of(model) if preset is not None else CAPABILITIES
 
 
 def _or(value: T | None, default: T) -> T:

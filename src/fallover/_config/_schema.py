@@ -16,17 +16,24 @@ from .._classify import redact_url
 __all__ = [
     "Config",
     "Count",
+    "PoolConfig",
+    "Port",
+    "Positive",
     "Protocol",
     "ProviderConfig",
     "RouteEntry",
     "RoutingConfig",
     "Seconds",
+    "ServerConfig",
     "Tokens",
 ]
 
 Seconds: TypeAlias = Annotated[float, msgspec.Meta(gt=0)]
+Delay: TypeAlias = Annotated[float, msgspec.Meta(ge=0)]
+Positive: TypeAlias = Annotated[float, msgspec.Meta(gt=0)]
 Count: TypeAlias = Annotated[int, msgspec.Meta(ge=0)]
 Tokens: TypeAlias = Annotated[int, msgspec.Meta(gt=0)]
+Port: TypeAlias = Annotated[int, msgspec.Meta(ge=0, le=65535)]
 Protocol: TypeAlias = Literal["openai", "anthropic"]
 
 # Header names whose values are credentials: never shown.
@@ -51,6 +58,10 @@ class ProviderConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, o
     headers: dict[str, str] | None = None
     max_body_bytes: Tokens | None = None
     max_line_bytes: Tokens | None = None
+    capabilities: list[str] | None = None
+    extra_body: dict[str, Any] | None = None
+    rpm: Tokens | None = None
+    tpm: Tokens | None = None
 
     def __repr__(self) -> str:
         fields: dict[str, Any] = {
@@ -74,6 +85,7 @@ class RouteEntry(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_
     provider: str
     model: str | None = None
     context_window: Tokens | None = None
+    weight: Positive | None = None
 
 
 class RoutingConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -85,16 +97,55 @@ class RoutingConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     cooldown: Seconds = d.COOLDOWN
     cooldown_max: Seconds = d.COOLDOWN_MAX
     max_retry_wait: Seconds = d.MAX_RETRY_WAIT
+    hedge_after: Delay = d.HEDGE_AFTER
     store: str = d.STORE
     name: str | None = None
 
     def __repr__(self) -> str:
-        fields = ", ".join(
-            f"{f}={redact_url(v) if f == 'store' else v!r}"
-            for f in self.__struct_fields__
-            if (v := getattr(self, f)) is not None
-        )
-        return f"RoutingConfig({fields})"
+        return f"RoutingConfig({_shown_fields(self)})"
+
+
+def _shown_fields(table: msgspec.Struct) -> str:
+    """``key=value, ...`` of the fields that are set, a store URL without its password."""
+    return ", ".join(
+        f"{f}={redact_url(v) if f == 'store' else v!r}"
+        for f in table.__struct_fields__
+        if (v := getattr(table, f)) is not None
+    )
+
+
+class PoolConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+    """``[pools.NAME]``: another pool; the table's name is the pool's name.
+
+    A key left out takes its value from ``[routing]``.
+    """
+
+    models: Annotated[list[RouteEntry], msgspec.Meta(min_length=1)]
+    policy: str | None = None
+    call_timeout: Seconds | None = None
+    cooldown: Seconds | None = None
+    cooldown_max: Seconds | None = None
+    max_retry_wait: Seconds | None = None
+    hedge_after: Delay | None = None
+    store: str | None = None
+
+    def __repr__(self) -> str:
+        return f"PoolConfig({_shown_fields(self)})"
+
+    def over(self, routing: RoutingConfig, name: str) -> RoutingConfig:
+        """The routing settings of this pool: its own keys, else ``routing``'s."""
+        own = {f: v for f in self.__struct_fields__ if (v := getattr(self, f)) is not None}
+        return msgspec.structs.replace(routing, **own, name=name)
+
+
+class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """``[server]``: ``fallover serve``, the gateway."""
+
+    host: str = d.SERVER_HOST
+    port: Port = d.SERVER_PORT
+    api_keys_env: str | None = None
+    max_body_bytes: Tokens = d.SERVER_MAX_BODY_BYTES
+    max_concurrency: Tokens = d.SERVER_MAX_CONCURRENCY
 
 
 class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -103,12 +154,15 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     model: str | None = None
     providers: dict[str, ProviderConfig] = {}
     routing: RoutingConfig = msgspec.field(default_factory=RoutingConfig)
+    pools: dict[str, PoolConfig] = {}
+    server: ServerConfig = msgspec.field(default_factory=ServerConfig)
     path: str | None = None
 
     def __repr__(self) -> str:
         return (
             f"Config(path={self.path!r}, model={self.model!r}, "
-            f"providers={sorted(self.providers)!r}, routing={self.routing!r})"
+            f"providers={sorted(self.providers)!r}, routing={self.routing!r}, "
+            f"pools={sorted(self.pools)!r})"
         )
 
 
