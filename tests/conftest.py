@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import pytest
 
@@ -101,3 +102,19 @@ async def capture() -> AsyncIterator[Capture]:
     cap.base_url = f"http://127.0.0.1:{port}"
     yield cap
     await runner.cleanup()
+
+
+@pytest.fixture
+def config_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No provider keys, no config file to find: HOME is tmp/home, the cwd tmp/work."""
+    from fallover._config import PRESETS
+
+    names = [p.key_env for p in PRESETS.values() if p.key_env]
+    names += [p.base_url_env for p in PRESETS.values() if p.base_url_env]
+    for var in [*names, "FALLOVER_CONFIG", "XDG_CONFIG_HOME"]:
+        monkeypatch.delenv(var, raising=False)
+    (tmp_path / "home").mkdir()
+    (tmp_path / "work").mkdir()
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path / "work")
+    return tmp_path

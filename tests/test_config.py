@@ -11,26 +11,13 @@ from pathlib import Path
 import pytest
 
 import fallover as f
-from fallover._config import PRESETS, plan
-
-KEY_VARS = [p.key_env for p in PRESETS.values() if p.key_env] + [
-    "OPENAI_BASE_URL",
-    "ANTHROPIC_BASE_URL",
-]
+from fallover._config import plan
 
 
 @pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+def clean_env(config_env: Path) -> Path:
     """No keys, no config, an empty home and cwd for every test."""
-    for var in [*KEY_VARS, "FALLOVER_CONFIG", "XDG_CONFIG_HOME"]:
-        monkeypatch.delenv(var, raising=False)
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    work = tmp_path / "work"
-    work.mkdir()
-    monkeypatch.chdir(work)
-    return tmp_path
+    return config_env
 
 
 def write(path: Path, text: str) -> Path:

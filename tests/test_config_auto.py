@@ -11,43 +11,36 @@ import anyio
 import pytest
 
 import fallover as f
-from fallover._config import PRESETS
 
 SRC = Path(f.__file__).resolve().parent.parent
-KEY_VARS = [p.key_env for p in PRESETS.values() if p.key_env]
 
 
 @pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+def clean_env(config_env: Path) -> Path:
     """No keys, no config, an empty home and cwd for every test."""
-    for var in [*KEY_VARS, "FALLOVER_CONFIG", "XDG_CONFIG_HOME", "OPENAI_BASE_URL"]:
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+    return config_env
 
 
 async def fallover(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[bytes]:
     """Run the command from this checkout's source with only ``env``'s keys set."""
-    environ = {k: v for k, v in os.environ.items() if k not in KEY_VARS}
-    environ.update(HOME=str(cwd), XDG_CONFIG_HOME=str(cwd / "xdg"), PYTHONPATH=str(SRC), **env)
+    environ = {**os.environ, "PYTHONPATH": str(SRC), **env}  # config_env cleared the rest
     with anyio.fail_after(60):
         return await anyio.run_process(
             [sys.executable, "-m", "fallover", *args], check=False, cwd=cwd, env=environ
         )
 
 
-async def test_only_an_optional_key_reviews_against_the_simulator(clean_env: Path) -> None:
+async def test_only_an_optional_key_reviews_against_the_simulator() -> None:
     """With only VLLM_API_KEY set, review uses the built-in simulator instead of exiting 2."""
-    (clean_env / "a.py").write_text("print('a')\n")
-    done = await fallover(clean_env, "review", "a.py", VLLM_API_KEY="x")
+    Path("a.py").write_text("print('a')\n")
+    done = await fallover(Path.cwd(), "review", "a.py", VLLM_API_KEY="x")
     assert done.returncode == 0, done.stderr.decode()
     assert "built-in simulator" in done.stderr.decode()
 
 
-async def test_check_agrees_with_review_on_an_optional_key(clean_env: Path) -> None:
+async def test_check_agrees_with_review_on_an_optional_key() -> None:
     """With only VLLM_API_KEY set, check reports no pool, as review decides."""
-    done = await fallover(clean_env, "check", VLLM_API_KEY="x")
+    done = await fallover(Path.cwd(), "check", VLLM_API_KEY="x")
     assert done.returncode == 0, done.stderr.decode()
     assert "none configured" in done.stdout.decode()
 

@@ -9,24 +9,16 @@ from pathlib import Path
 import pytest
 
 import fallover as f
-from fallover._config import PRESETS, PoolConfig, ServerConfig, plan
+from fallover._config import PoolConfig, ServerConfig, plan
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
-KEY_VARS = [p.key_env for p in PRESETS.values() if p.key_env] + [
-    "OPENAI_BASE_URL",
-    "ANTHROPIC_BASE_URL",
-]
 ALL = {"tools", "vision", "json_schema", "reasoning"}
 
 
 @pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+def clean_env(config_env: Path) -> Path:
     """No keys, no config, an empty home and cwd for every test."""
-    for var in [*KEY_VARS, "FALLOVER_CONFIG", "XDG_CONFIG_HOME"]:
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+    return config_env
 
 
 def config(text: str, name: str = "fallover.toml") -> f.Config:
