@@ -9,56 +9,19 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
 
-import aiohttp
 import anthropic
 import anyio
 import httpx2
 import openai
-import pydantic
 import pytest
-from anthropic.types import Message, RawMessageStreamEvent
+from anthropic.types import Message
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from fallover.testing import Fault, Scenario, Simulator
 
 from .conftest import SimFactory
-
-HELLO: Any = [{"role": "user", "content": "Say hello"}]
-STREAM_EVENT: pydantic.TypeAdapter[RawMessageStreamEvent] = pydantic.TypeAdapter(
-    RawMessageStreamEvent
-)
-
-
-def oai(sim: Simulator, **kw: Any) -> openai.AsyncOpenAI:
-    """An OpenAI SDK client on the simulator: no retries and short timeouts unless asked."""
-    kw.setdefault("max_retries", 0)
-    kw.setdefault("timeout", 5.0)
-    return openai.AsyncOpenAI(api_key="sk-test", base_url=sim.base_url + "/v1", **kw)
-
-
-def claude(sim: Simulator, **kw: Any) -> anthropic.AsyncAnthropic:
-    """An Anthropic SDK client on the simulator: no retries and short timeouts unless asked."""
-    kw.setdefault("max_retries", 0)
-    kw.setdefault("timeout", 5.0)
-    return anthropic.AsyncAnthropic(api_key="sk-ant-test", base_url=sim.base_url, **kw)
-
-
-async def sse(sim: Simulator, path: str, body: dict[str, Any]) -> list[tuple[str, str]]:
-    """POST ``body`` with ``stream: true`` and return the raw (event, data) pairs."""
-    headers = {"anthropic-version": "2023-06-01"}
-    events: list[tuple[str, str]] = []
-    async with (
-        aiohttp.ClientSession() as s,
-        s.post(sim.base_url + path, json={**body, "stream": True}, headers=headers) as resp,
-    ):
-        text = (await resp.read()).decode()
-    for block in text.split("\n\n"):
-        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
-        if "data" in fields:
-            events.append((fields.get("event", ""), fields["data"]))
-    return events
+from .sdk import HELLO, STREAM_EVENT, claude, oai, sse
 
 
 @pytest.fixture
@@ -201,7 +164,8 @@ async def test_rate_limit_errors_carry_retry_after(simulator: SimFactory) -> Non
     assert oerr.value.response.headers["retry-after"] == "7"
     assert aerr.value.response.headers["retry-after"] == "7"
     assert oerr.value.code == "rate_limit_exceeded"
-    assert aerr.value.body == {"type": "error", "error": {"type": "rate_limit_error", "message": "simulated 429"}}  # fmt: skip
+    error = {"type": "rate_limit_error", "message": "simulated 429"}
+    assert aerr.value.body == {"type": "error", "error": error}
 
 
 async def test_server_errors_and_overload_map_to_the_sdk_classes(simulator: SimFactory) -> None:
@@ -346,7 +310,7 @@ async def test_missing_terminal_event_ends_the_sdk_stream_early(simulator: SimFa
         assert final.choices[0].finish_reason == "stop"
         async with (
             claude(sim) as client,
-            client.messages.stream(model="m", max_tokens=10, messages=HELLO) as mstream,
+            client.messages.stream(model="m", max_tokens=100, messages=HELLO) as mstream,
         ):
             types = [event.type async for event in mstream]
             message = await mstream.get_final_message()

@@ -5,7 +5,7 @@
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, TypeAlias, TypeVar
+from typing import Annotated, Any, TypeAlias, TypeVar
 
 import msgspec
 
@@ -17,6 +17,7 @@ NonNeg: TypeAlias = Annotated[float, msgspec.Meta(ge=0)]
 Count: TypeAlias = Annotated[int, msgspec.Meta(ge=0)]
 T = TypeVar("T")
 Fraction: TypeAlias = Annotated[float, msgspec.Meta(ge=0, le=1)]
+Positive: TypeAlias = Annotated[float, msgspec.Meta(gt=0)]
 
 
 class Fault(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
@@ -44,10 +45,36 @@ class Fault(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tru
     malformed_after: Count | None = None  # send a broken chunk after N text chunks
     error_after: Count | None = None  # send an error event after N text chunks
     no_terminal: bool = False  # omit [DONE] / message_stop (finish_reason stays)
-    no_finish: bool = False  # OpenAI: omit finish_reason too
+    no_finish: bool = False  # omit the finish_reason chunk / message_delta too
+    refusal: str | None = None  # refuse with this text instead of answering
+    content_filter: bool = False  # answer nothing: finish_reason content_filter
+    # What a healthy answer looks like (kept during `after`: these describe the model).
     reply: str | None = None  # fixed answer text (default: a review of the prompt)
     model: str | None = None  # the model name to report (default: the requested one)
     context_window: Count | None = None  # prompts longer than this (in chars/4) get 400 context
+    reasoning: str | None = None  # reasoning text streamed before the answer
+    thinking: NonNeg = 0.0  # seconds of reasoning deltas before the answer
+    thinking_interval: Positive = 0.25  # seconds between reasoning deltas while thinking
+    call_tools: list[str] = []  # tools to call in one turn ("*": all); default: the first
+    tool_arguments: dict[str, dict[str, Any]] = {}  # arguments per tool (default: from schema)
+    tool_rounds: Count = 1  # tool-call turns before the text answer
+
+    def healthy(self) -> "Fault":
+        """The same model without its faults: what `after` serves first."""
+        return Fault(**{name: getattr(self, name) for name in _DESCRIBES_THE_MODEL})
+
+
+_DESCRIBES_THE_MODEL = (
+    "reply",
+    "model",
+    "context_window",
+    "reasoning",
+    "thinking",
+    "thinking_interval",
+    "call_tools",
+    "tool_arguments",
+    "tool_rounds",
+)
 
 
 class Scenario(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):

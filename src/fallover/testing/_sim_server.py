@@ -17,7 +17,7 @@ from typing import Any, Literal, Self, TypeAlias
 
 from aiohttp import web
 
-from ._sim_answer import plan, prompt_text
+from ._sim_answer import plan, prompt_text, thinking_problem
 from ._sim_scenario import Fault, Scenario
 from ._sim_wire import (
     Frame,
@@ -60,7 +60,6 @@ _ERROR_TYPES_ANTHROPIC = {
 # The header each API names its request id in (what the SDKs expose as `_request_id`).
 _REQUEST_ID_HEADER = {"openai": "x-request-id", "anthropic": "request-id"}
 LOG_SIZE = 10_000
-_HEALTHY = Fault()
 _STALL = 3600.0  # a stall outlasts any client timeout worth testing
 
 
@@ -191,7 +190,7 @@ class Simulator:
         status, why = self._status(fault, n)
         prompt_tokens = len(prompt_text(body)) // 4
         if why == "healthy":
-            fault = _HEALTHY
+            fault = fault.healthy()
         if status == 200 and fault.context_window and prompt_tokens > fault.context_window:
             status, why = 400, "context"
         self.log.append(
@@ -211,6 +210,8 @@ class Simulator:
             return _error(
                 protocol, 400, "invalid_request_error", "anthropic-version missing", headers
             )
+        if protocol == "anthropic" and (problem := thinking_problem(body)):
+            return _error(protocol, 400, "invalid_request_error", problem, headers)
         if fault.latency:
             await self._sleep(fault.latency)
         if status != 200:
@@ -224,7 +225,8 @@ class Simulator:
         if fault.reset:
             _drop(request)
             return web.Response()
-        turn = plan(body, fault)
+        call_id = f"toolu_sim{seq:06d}_" if protocol == "anthropic" else f"call_sim{seq:06d}_"
+        turn = plan(body, fault, protocol=protocol, call_id=call_id)
         options = body.get("stream_options")
         reply = Reply(
             id=f"msg_sim{seq:06d}" if protocol == "anthropic" else f"chatcmpl-sim{seq:06d}",

@@ -8,6 +8,8 @@ SDKs' own model classes.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
@@ -21,6 +23,7 @@ __all__ = [
     "anthropic_message",
     "openai_chunks",
     "openai_completion",
+    "signature",
 ]
 
 Finish: TypeAlias = Literal["stop", "length", "tool_calls", "content_filter", "refusal"]
@@ -42,6 +45,12 @@ _FINISH_REASON = {
     "content_filter": "content_filter",
     "refusal": "stop",
 }
+
+
+def signature(thinking: str) -> str:
+    """The signature the simulator puts on a thinking block (and checks when it comes back)."""
+    digest = hashlib.sha256(b"fallover-sim\0" + thinking.encode()).digest()
+    return base64.b64encode(digest).decode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +75,12 @@ class Turn:
     calls: tuple[Call, ...] = ()
     refusal: tuple[str, ...] = ()
     finish: Finish = "stop"
-    signature: str = ""  # Anthropic thinking blocks are signed
     reasoning_pause: float = 0.0  # seconds before each reasoning delta (a thinking phase)
+
+    @property
+    def signature(self) -> str:
+        """Anthropic signs each thinking block; the signature covers its text."""
+        return signature("".join(self.reasoning))
 
     @property
     def output_tokens(self) -> int:
@@ -118,13 +131,13 @@ def _openai_usage(turn: Turn, reply: Reply) -> dict[str, Any]:
 
 def openai_completion(turn: Turn, reply: Reply) -> dict[str, Any]:
     """A ``chat.completion`` object."""
+    # A refusal, a filtered answer and a turn of only tool calls carry no content.
+    bare = turn.refusal or turn.calls or turn.finish == "content_filter"
     message: dict[str, Any] = {
         "role": "assistant",
-        "content": "".join(turn.text) if turn.text or not (turn.calls or turn.refusal) else None,
+        "content": None if bare and not turn.text else "".join(turn.text),
         "refusal": "".join(turn.refusal) if turn.refusal else None,
     }
-    if turn.finish == "content_filter":
-        message["content"] = None
     if turn.reasoning:
         # The OpenAI-compatible field of DeepSeek, Qwen and vLLM reasoning parsers.
         message["reasoning_content"] = "".join(turn.reasoning)
@@ -205,13 +218,22 @@ def _anthropic_blocks(turn: Turn) -> list[dict[str, Any]]:
     if turn.reasoning:
         thinking = "".join(turn.reasoning)
         blocks.append({"type": "thinking", "thinking": thinking, "signature": turn.signature})
-    if turn.text or turn.refusal:
-        blocks.append({"type": "text", "text": "".join(turn.text) + "".join(turn.refusal)})
+    if turn.text:
+        blocks.append({"type": "text", "text": "".join(turn.text)})
     blocks += [
         {"type": "tool_use", "id": c.id, "name": c.name, "input": json.loads(c.arguments)}
         for c in turn.calls
     ]
     return blocks
+
+
+def _stop_details(turn: Turn) -> dict[str, Any] | None:
+    """A refusal stops the message with its reason in ``stop_details``, not as text."""
+    if turn.finish == "refusal":
+        return {"type": "refusal", "category": None, "explanation": "".join(turn.refusal)}
+    if turn.finish == "content_filter":
+        return {"type": "refusal", "category": "general_harms", "explanation": None}
+    return None
 
 
 def _anthropic_usage(reply: Reply, output_tokens: int) -> dict[str, Any]:
@@ -233,6 +255,7 @@ def anthropic_message(turn: Turn, reply: Reply) -> dict[str, Any]:
         "content": _anthropic_blocks(turn),
         "stop_reason": _STOP_REASON[turn.finish],
         "stop_sequence": None,
+        "stop_details": _stop_details(turn),
         "usage": _anthropic_usage(reply, turn.output_tokens),
     }
 
@@ -287,9 +310,8 @@ def anthropic_events(turn: Turn, reply: Reply) -> list[Frame]:
             )
         )
         frames.append(signed)
-    if turn.text or turn.refusal:
-        texts = [{"type": "text_delta", "text": p} for p in (*turn.text, *turn.refusal)]
-        block({"type": "text", "text": ""}, texts)
+    if turn.text:
+        block({"type": "text", "text": ""}, [{"type": "text_delta", "text": p} for p in turn.text])
     for call in turn.calls:
         fragments = [{"type": "input_json_delta", "partial_json": p} for p in call.pieces]
         block({"type": "tool_use", "id": call.id, "name": call.name, "input": {}}, fragments)
@@ -298,7 +320,11 @@ def anthropic_events(turn: Turn, reply: Reply) -> list[Frame]:
             "finish",
             {
                 "type": "message_delta",
-                "delta": {"stop_reason": _STOP_REASON[turn.finish], "stop_sequence": None},
+                "delta": {
+                    "stop_reason": _STOP_REASON[turn.finish],
+                    "stop_sequence": None,
+                    "stop_details": _stop_details(turn),
+                },
                 "usage": {"output_tokens": turn.output_tokens},
             },
         )
