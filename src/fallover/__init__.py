@@ -26,6 +26,7 @@ from ._errors import (
     Unavailable,
 )
 from ._fanout import fan_out
+from ._otel import instrument
 from ._providers._anthropic import AnthropicClient
 from ._providers._mock import MockClient
 from ._providers._openai import OpenAIClient
@@ -102,5 +103,6 @@ __all__ = [
     "Usage",
     "build_client",
     "fan_out",
+    "instrument",
     "load_config",
 ]

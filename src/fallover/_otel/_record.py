@@ -1,0 +1,376 @@
+"""The recording side: spans and metrics for one call, when OpenTelemetry is on.
+
+Imported only once a tracer or meter provider is in use (``_switch`` decides),
+so an application without OpenTelemetry never loads this module or the API.
+The names follow the OpenTelemetry GenAI semantic conventions; fallover's own
+additions live under ``fallover.*``. Attributes carry aliases, model names,
+error classes and fallover's own (redacted) error text, never a key or a
+header; message contents only when ``capture_content`` is on.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, Final, final
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from .. import _errors as e
+from ._content import input_messages, output_messages
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import Counter, Histogram, Meter
+    from opentelemetry.trace import Span, Tracer
+
+    from .._client import LLMClient
+    from .._types import ChatRequest, ChatResponse
+
+__all__ = ["CallRecorder", "Instruments", "Live", "error_type", "provider_name"]
+
+OPERATION: Final = "chat"
+
+# Bucket boundaries the GenAI metric conventions advise for these histograms.
+DURATION_BUCKETS: Final = (
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+)  # fmt: skip
+TOKEN_BUCKETS: Final = (
+    1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864,
+)  # fmt: skip
+
+# Provider names in aliases mapped to the conventions' well-known values; any other
+# name is passed through (the conventions allow custom values).
+_PROVIDERS: Final = {
+    "gemini": "gcp.gemini",
+    "google": "gcp.gen_ai",
+    "vertex": "gcp.vertex_ai",
+    "mistral": "mistral_ai",
+    "xai": "x_ai",
+    "bedrock": "aws.bedrock",
+    "azure": "azure.ai.openai",
+    "watsonx": "ibm.watsonx.ai",
+}
+
+
+def provider_name(alias: str) -> str:
+    """``gen_ai.provider.name`` for a member alias (``provider/model``)."""
+    provider = alias.partition("/")[0]
+    return _PROVIDERS.get(provider, provider)
+
+
+def _model(member: LLMClient) -> str:
+    model = getattr(member, "model", None)
+    return model if isinstance(model, str) else member.alias.rpartition("/")[2]
+
+
+def error_type(exc: BaseException) -> str:
+    """``error.type``: fallover's class name for its own errors, else the qualified name."""
+    cls = type(exc)
+    if isinstance(exc, e.FalloverError) or cls.__module__ == "builtins":
+        return cls.__name__
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _describe(exc: BaseException) -> str:
+    """The failure as fallover words it (its messages are redacted); a stranger's by class only."""
+    if isinstance(exc, e.ProviderError):
+        return f"{type(exc).__name__}: {exc.message}"
+    if isinstance(exc, e.FalloverError):
+        return f"{type(exc).__name__}: {exc}"
+    # An unknown exception's text is not fallover's to vouch for: its class only.
+    return error_type(exc)
+
+
+@final
+class Instruments:
+    """The metric instruments, created once per meter."""
+
+    __slots__ = ("duration", "fallovers", "first_chunk", "parks", "probes", "tokens")
+
+    def __init__(self, meter: Meter) -> None:
+        self.duration: Histogram = meter.create_histogram(
+            "gen_ai.client.operation.duration",
+            unit="s",
+            description="GenAI operation duration.",
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+        )
+        self.tokens: Histogram = meter.create_histogram(
+            "gen_ai.client.token.usage",
+            unit="{token}",
+            description="Number of input and output tokens used.",
+            explicit_bucket_boundaries_advisory=TOKEN_BUCKETS,
+        )
+        self.first_chunk: Histogram = meter.create_histogram(
+            "gen_ai.client.operation.time_to_first_chunk",
+            unit="s",
+            description="Time from the start of a streamed call to its first event.",
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+        )
+        self.fallovers: Counter = meter.create_counter(
+            "fallover.fallovers",
+            unit="{fallover}",
+            description="Attempts that failed and sent the call on to the next member.",
+        )
+        self.parks: Counter = meter.create_counter(
+            "fallover.parks", unit="{park}", description="Members parked after a failure."
+        )
+        self.probes: Counter = meter.create_counter(
+            "fallover.probes",
+            unit="{probe}",
+            description="Half-open probes: a parked member asked again after its park ran out.",
+        )
+
+
+@final
+class Live:
+    """What recording goes to: a tracer and/or instruments, and the content opt-in."""
+
+    __slots__ = ("capture_content", "instruments", "recorder", "tracer")
+
+    def __init__(
+        self, tracer: Tracer | None, instruments: Instruments | None, capture_content: bool
+    ) -> None:
+        self.tracer = tracer
+        self.instruments = instruments
+        self.capture_content = capture_content
+        self.recorder = CallRecorder  # what each call gets, without an import per call
+
+
+@final
+class CallRecorder:
+    """Spans and metrics for one routed call; the router reports what happens to it.
+
+    The call span (kind CLIENT, ``chat {pool}``) parents one span per attempt.
+    For ``complete`` the attempt span is the current span while the member
+    runs, so HTTP spans and nested pools hang under it; a stream's attempt is
+    not made current, because the consumer runs between its events.
+    """
+
+    __slots__ = (
+        "_attempt",
+        "_attempts",
+        "_context",
+        "_current",
+        "_done",
+        "_first",
+        "_live",
+        "_pool",
+        "_provider",
+        "_span",
+        "_started",
+        "_stream",
+        "_token",
+    )
+
+    def __init__(self, live: Live, pool: str, request: ChatRequest, *, stream: bool) -> None:
+        self._live = live
+        self._pool = pool
+        self._stream = stream
+        self._started = time.perf_counter()
+        self._first: float | None = None
+        self._attempts = 0
+        self._provider: str | None = None
+        self._current: str | None = None  # the alias of the running attempt
+        self._attempt: Span | None = None
+        self._token: object | None = None
+        self._done = False
+        self._span: Span | None = None
+        self._context: otel_context.Context | None = None
+        tracer = live.tracer
+        if tracer is not None:
+            attributes: dict[str, Any] = {
+                "gen_ai.operation.name": OPERATION,
+                "gen_ai.request.model": pool,
+            }
+            if stream:
+                attributes["gen_ai.request.stream"] = True
+            for key, value in (
+                ("gen_ai.request.max_tokens", request.max_tokens),
+                ("gen_ai.request.temperature", request.temperature),
+                ("gen_ai.request.top_p", request.top_p),
+                ("gen_ai.request.seed", request.seed),
+            ):
+                if value is not None:
+                    attributes[key] = value
+            if request.stop is not None:
+                attributes["gen_ai.request.stop_sequences"] = list(request.stop_sequences)
+            if live.capture_content:
+                attributes["gen_ai.input.messages"] = input_messages(request)
+            self._span = tracer.start_span(
+                f"{OPERATION} {pool}", kind=SpanKind.CLIENT, attributes=attributes
+            )
+            self._context = trace.set_span_in_context(self._span)
+
+    # -- attempts ------------------------------------------------------------------
+
+    def attempt(self, member: LLMClient) -> None:
+        """A member is asked."""
+        self._attempts += 1
+        alias = member.alias
+        self._current = alias
+        self._provider = provider_name(alias)
+        tracer = self._live.tracer
+        if tracer is None:
+            return
+        self._attempt = tracer.start_span(
+            f"attempt {alias}",
+            context=self._context,
+            kind=SpanKind.INTERNAL,
+            attributes={
+                "fallover.alias": alias,
+                "fallover.attempt": self._attempts,
+                "gen_ai.provider.name": self._provider,
+                "gen_ai.request.model": _model(member),
+            },
+        )
+        if not self._stream:
+            self._token = otel_context.attach(trace.set_span_in_context(self._attempt))
+
+    def _end_attempt(self, outcome: str, exc: BaseException | None = None) -> None:
+        self._current = None
+        span = self._attempt
+        if span is None:
+            return
+        self._attempt = None
+        if self._token is not None:
+            otel_context.detach(self._token)  # type: ignore[arg-type]
+            self._token = None
+        span.set_attribute("fallover.outcome", outcome)
+        if exc is not None and outcome == "error":
+            # A member's own interrupted stream is reported by what interrupted it.
+            cause = exc.error if isinstance(exc, e.StreamInterrupted) else exc
+            span.set_attribute("error.type", error_type(cause))
+            span.set_status(Status(StatusCode.ERROR, _describe(cause)))
+        span.end()
+
+    def attempt_failed(self, exc: BaseException) -> None:
+        """The running attempt failed with ``exc``."""
+        self._end_attempt("error", exc)
+
+    def first_event(self) -> None:
+        """A stream yielded its first event (text, reasoning or a tool call)."""
+        if self._first is not None:
+            return
+        self._first = elapsed = time.perf_counter() - self._started
+        if self._span is not None:
+            self._span.set_attribute("gen_ai.response.time_to_first_chunk", elapsed)
+        instruments = self._live.instruments
+        if instruments is not None:
+            instruments.first_chunk.record(elapsed, self._metric_attributes())
+
+    # -- what the pool did ------------------------------------------------------------
+
+    def fell_over(self, alias: str, exc: BaseException) -> None:
+        """The call left ``alias`` for the next member because of ``exc``."""
+        instruments = self._live.instruments
+        if instruments is not None:
+            instruments.fallovers.add(1, {"fallover.alias": alias, "error.type": error_type(exc)})
+
+    def park(self, alias: str, seconds: float, exc: BaseException) -> None:
+        """``alias`` was parked for ``seconds`` because of ``exc``."""
+        kind = error_type(exc)
+        if self._span is not None:
+            self._span.add_event(
+                "fallover.park",
+                {
+                    "fallover.alias": alias,
+                    "fallover.park.seconds": round(seconds, 3),
+                    "error.type": kind,
+                },
+            )
+        instruments = self._live.instruments
+        if instruments is not None:
+            instruments.parks.add(1, {"fallover.alias": alias, "error.type": kind})
+
+    def probe(self, alias: str) -> None:
+        """This call won the half-open probe of ``alias``."""
+        if self._span is not None:
+            self._span.add_event("fallover.probe", {"fallover.alias": alias})
+        instruments = self._live.instruments
+        if instruments is not None:
+            instruments.probes.add(1, {"fallover.alias": alias})
+
+    # -- the end -----------------------------------------------------------------------
+
+    def _metric_attributes(self) -> dict[str, Any]:
+        attributes: dict[str, Any] = {
+            "gen_ai.operation.name": OPERATION,
+            "gen_ai.request.model": self._pool,
+        }
+        if self._provider is not None:
+            attributes["gen_ai.provider.name"] = self._provider
+        return attributes
+
+    def answered(self, response: ChatResponse) -> None:
+        """The call succeeded with ``response``: every span ends."""
+        if self._done:
+            return
+        self._done = True
+        self._end_attempt("ok")
+        elapsed = time.perf_counter() - self._started
+        self._provider = provider_name(response.alias)
+        usage = response.usage
+        span = self._span
+        if span is not None:
+            attributes: dict[str, Any] = {
+                "gen_ai.provider.name": self._provider,
+                "gen_ai.response.model": response.model,
+                "fallover.alias": response.alias,
+                "fallover.outcome": "ok",
+                "fallover.attempts": self._attempts,
+            }
+            if response.finish_reason is not None:
+                attributes["gen_ai.response.finish_reasons"] = [response.finish_reason]
+            if usage is not None:
+                attributes["gen_ai.usage.input_tokens"] = usage.input_tokens
+                attributes["gen_ai.usage.output_tokens"] = usage.output_tokens
+                attributes["gen_ai.usage.cache_read.input_tokens"] = usage.cache_read_tokens
+                attributes["gen_ai.usage.cache_creation.input_tokens"] = usage.cache_write_tokens
+                attributes["gen_ai.usage.reasoning.output_tokens"] = usage.reasoning_tokens
+            if self._live.capture_content:
+                attributes["gen_ai.output.messages"] = output_messages(response)
+            span.set_attributes(attributes)
+            span.end()
+        instruments = self._live.instruments
+        if instruments is not None:
+            metric = self._metric_attributes()
+            metric["gen_ai.response.model"] = response.model
+            instruments.duration.record(elapsed, metric)
+            if usage is not None:
+                instruments.tokens.record(
+                    usage.input_tokens, {**metric, "gen_ai.token.type": "input"}
+                )
+                instruments.tokens.record(
+                    usage.output_tokens, {**metric, "gen_ai.token.type": "output"}
+                )
+
+    def ended(self, exc: BaseException) -> None:
+        """The call ended with ``exc`` (raised to the caller): every span ends.
+
+        Cancellation (and a stream closed by its consumer) is not a failure of
+        the call: its spans end with outcome ``cancelled`` and no error, and no
+        duration is recorded.
+        """
+        if self._done:
+            return
+        self._done = True
+        cancelled = not isinstance(exc, Exception)
+        outcome = "cancelled" if cancelled else "error"
+        # The member running when the call's budget ran out did not fail: it was cut off.
+        self._end_attempt("interrupted" if isinstance(exc, e.RoutingTimeout) else outcome, exc)
+        span = self._span
+        if span is not None:
+            span.set_attribute("fallover.outcome", outcome)
+            span.set_attribute("fallover.attempts", self._attempts)
+            if self._provider is not None:
+                span.set_attribute("gen_ai.provider.name", self._provider)
+            if not cancelled:
+                span.set_attribute("error.type", error_type(exc))
+                span.set_status(Status(StatusCode.ERROR, _describe(exc)))
+            span.end()
+        instruments = self._live.instruments
+        if instruments is not None and not cancelled:
+            metric = self._metric_attributes()
+            metric["error.type"] = error_type(exc)
+            instruments.duration.record(time.perf_counter() - self._started, metric)
