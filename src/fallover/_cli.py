@@ -455,6 +455,12 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--scenario", metavar="FILE", help="TOML file of per-model faults")
 
+    g = sub.add_parser("serve", help="serve the pools as an OpenAI- and Anthropic-compatible API")
+    g.add_argument("--config", metavar="F")
+    g.add_argument("--host", help="default: server.host, else 127.0.0.1")
+    g.add_argument("--port", type=int, metavar="N", help="default: server.port, else 8080")
+    g.add_argument("--workers", type=_positive_int, default=1, metavar="N")
+
     c = sub.add_parser("check", help="validate the config and print the resolved pool")
     c.add_argument("--config", metavar="F")
     return parser
@@ -479,6 +485,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(review(args, out, err))
         if args.command == "simulate":
             return asyncio.run(simulate(args, out))
+        if args.command == "serve":
+            from ._serve import main as serve
+
+            return serve(
+                config_path=args.config, host=args.host, port=args.port, workers=args.workers
+            )
         return check(args, out)
     except (ConfigError, UsageError) as exc:
         print(f"fallover: {exc}", file=err)
