@@ -31,6 +31,7 @@ from ._providers._anthropic import AnthropicClient
 from ._providers._mock import MockClient
 from ._providers._openai import OpenAIClient
 from ._router import AsyncRouter
+from ._serve import Gateway
 from ._types import (
     Attempt,
     ChatRequest,
@@ -71,6 +72,7 @@ __all__ = [
     "ContextTooLong",
     "CooldownStore",
     "FalloverError",
+    "Gateway",
     "Image",
     "JsonSchema",
     "LLMClient",

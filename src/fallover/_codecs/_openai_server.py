@@ -358,8 +358,12 @@ def _wire_calls(calls: Sequence[ToolCall]) -> list[dict[str, Any]]:
     ]
 
 
+_FINISHES = frozenset(("stop", "length", "tool_calls", "content_filter"))
+
+
 def _finish(resp: ChatResponse) -> str:
-    if resp.finish_reason is not None:
+    # Only the protocol's own values go out, whatever a member reported.
+    if resp.finish_reason in _FINISHES:
         return resp.finish_reason
     return "tool_calls" if resp.tool_calls else "stop"
 

@@ -24,6 +24,7 @@ from aiohttp import web
 from .._client import LLMClient
 from .._codecs import _anthropic_server as anthropic
 from .._codecs import _openai_server as openai
+from .._config import Config, load_config
 from .._types import Attempt, ChatRequest, ChatResponse, Completed, StreamEvent
 from ._metrics import CONTENT_TYPE, GatewayMetrics, render
 from ._status import Failure, failure
@@ -117,6 +118,16 @@ class Gateway:
         self._registry = registry
         self._pid = str(os.getpid())
         self._created = int(time.time())
+
+    @classmethod
+    def from_config(cls, config: Config | None = None, *, api_keys: Sequence[str] = ()) -> Gateway:
+        """The config's pools by name (``routing.name`` or ``default``, each ``[pools.NAME]``)
+        and each of their members pinned as ``provider/model``."""
+        from ._run import gateway_from_config
+
+        return gateway_from_config(
+            config if config is not None else load_config(), api_keys=api_keys
+        )
 
     def __repr__(self) -> str:
         return (
@@ -250,17 +261,18 @@ class Gateway:
         route = _ROUTES[protocol]
         started = time.perf_counter()
         status = 500
-        model = "unknown"
+        model = ["unknown"]  # the served name, once the request names one
         self._metrics.started(route)
         try:
-            response = await self._serve_chat(request, protocol)
+            response = await self._serve_chat(request, protocol, model)
             status = response.status
-            model = request.get("fallover.model", model)
             return response
         finally:
-            self._metrics.finished(route, status, time.perf_counter() - started, model)
+            self._metrics.finished(route, status, time.perf_counter() - started, model[0])
 
-    async def _serve_chat(self, request: web.Request, protocol: Protocol) -> web.StreamResponse:
+    async def _serve_chat(
+        self, request: web.Request, protocol: Protocol, model: list[str]
+    ) -> web.StreamResponse:
         if not self._authorized(request):
             return self._error(protocol, Failure(status=401, message="invalid or missing API key"))
         if self._in_flight >= self._max_concurrent:
@@ -275,11 +287,13 @@ class Gateway:
             )
         self._in_flight += 1
         try:
-            return await self._call(request, protocol)
+            return await self._call(request, protocol, model)
         finally:
             self._in_flight -= 1
 
-    async def _call(self, request: web.Request, protocol: Protocol) -> web.StreamResponse:
+    async def _call(
+        self, request: web.Request, protocol: Protocol, model: list[str]
+    ) -> web.StreamResponse:
         too_large = Failure(
             status=413, message=f"the request body is over {self._max_body} bytes", code="too_large"
         )
@@ -312,7 +326,7 @@ class Gateway:
                     code="model_not_found",
                 ),
             )
-        request["fallover.model"] = name
+        model[0] = name
         if stream:
             return await self._stream(request, protocol, client, chat, include_usage)
         try:
