@@ -17,7 +17,7 @@ import pytest
 from aiohttp import web
 
 import fallover
-from fallover._sim import Fault, Scenario, Simulator
+from fallover.testing import Fault, Scenario, Simulator
 
 from .conftest import SECRET
 
@@ -530,7 +530,7 @@ async def test_hostile_bodies_leave_other_calls_unharmed(serve: ServeFactory) ->
 
 
 async def test_concurrency_bound_answers_429(serve: ServeFactory) -> None:
-    """Past max_concurrent calls in flight, one more is 429 with Retry-After."""
+    """Past max_concurrency calls in flight, one more is 429 with Retry-After."""
     entered, release = anyio.Event(), anyio.Event()
 
     async def slow(request: fallover.ChatRequest) -> str:
@@ -538,7 +538,7 @@ async def test_concurrency_bound_answers_429(serve: ServeFactory) -> None:
         await release.wait()
         return "done"
 
-    gw = await serve({"m": fallover.MockClient(slow)}, max_concurrent=1)
+    gw = await serve({"m": fallover.MockClient(slow)}, max_concurrency=1)
     async with gw.openai() as client, anyio.create_task_group() as tg:
         results: list[str | None] = []
 

@@ -21,6 +21,7 @@ from typing import Any, Literal, Self, final
 
 from aiohttp import web
 
+from .. import _defaults as d
 from .._client import LLMClient
 from .._codecs import _anthropic_server as anthropic
 from .._codecs import _openai_server as openai
@@ -29,16 +30,12 @@ from .._types import Attempt, ChatRequest, ChatResponse, Completed, StreamEvent
 from ._metrics import CONTENT_TYPE, GatewayMetrics, render
 from ._status import Failure, failure
 
-__all__ = ["MAX_BODY_BYTES", "MAX_CONCURRENT", "Gateway"]
+__all__ = ["Gateway"]
 
 log = logging.getLogger("fallover")
 
 Protocol = Literal["openai", "anthropic"]
 
-MAX_BODY_BYTES = 16 * 1024 * 1024
-"""The largest request body accepted (413 above it): room for a few base64 images."""
-MAX_CONCURRENT = 4096
-"""Chat calls in flight at once; one more is answered 429 with ``Retry-After: 1``."""
 _MAX_ATTEMPTS_SHOWN = 16
 
 _SSE_HEADERS = {
@@ -86,8 +83,10 @@ class Gateway:
 
     ``api_keys``: the keys clients must present (``Authorization: Bearer`` or
     ``x-api-key``); none means no auth (``fallover serve`` then listens on
-    loopback only). ``meter_provider`` and ``registry``: where the gateway's
-    metrics go and what ``/metrics`` renders (default: the global OpenTelemetry
+    loopback only). Past ``max_concurrency`` calls in flight, one more is
+    refused at once with 429 and ``Retry-After: 1`` (the official SDKs retry
+    it), so a burst never queues behind the pool's own waits.
+    ``meter_provider`` and ``registry``: where the gateway's metrics go and what ``/metrics`` renders (default: the global OpenTelemetry
     provider and prometheus-client's default registry).
     """
 
@@ -96,8 +95,8 @@ class Gateway:
         models: Mapping[str, LLMClient],
         *,
         api_keys: Sequence[str] = (),
-        max_body_bytes: int = MAX_BODY_BYTES,
-        max_concurrent: int = MAX_CONCURRENT,
+        max_body_bytes: int = d.SERVER_MAX_BODY_BYTES,
+        max_concurrency: int = d.SERVER_MAX_CONCURRENCY,
         meter_provider: Any | None = None,
         registry: Any | None = None,
     ) -> None:
@@ -106,13 +105,13 @@ class Gateway:
         for name, client in models.items():
             if not isinstance(client, LLMClient):
                 raise TypeError(f"models[{name!r}] is {type(client).__name__}, not an LLMClient")
-        if max_body_bytes <= 0 or max_concurrent <= 0:
-            raise ValueError("max_body_bytes and max_concurrent must be positive")
+        if max_body_bytes <= 0 or max_concurrency <= 0:
+            raise ValueError("max_body_bytes and max_concurrency must be positive")
         keys = [k for k in api_keys if k]
         self._models = dict(models)
         self._keys = [k.encode() for k in keys]
         self._max_body = max_body_bytes
-        self._max_concurrent = max_concurrent
+        self._max_concurrency = max_concurrency
         self._in_flight = 0
         self._metrics = GatewayMetrics(meter_provider)
         self._registry = registry
@@ -121,8 +120,11 @@ class Gateway:
 
     @classmethod
     def from_config(cls, config: Config | None = None, *, api_keys: Sequence[str] = ()) -> Gateway:
-        """The config's pools by name (``routing.name`` or ``default``, each ``[pools.NAME]``)
-        and each of their members pinned as ``provider/model``."""
+        """The config's pools by name and each of their members pinned as ``provider/model``.
+
+        ``[routing]`` is served as ``routing.name`` (or ``default``), each
+        ``[pools.NAME]`` as ``NAME``; ``[server]`` sets the limits.
+        """
         from ._run import gateway_from_config
 
         return gateway_from_config(
@@ -132,7 +134,7 @@ class Gateway:
     def __repr__(self) -> str:
         return (
             f"Gateway(models={sorted(self._models)!r}, auth={bool(self._keys)}, "
-            f"max_concurrent={self._max_concurrent})"
+            f"max_concurrency={self._max_concurrency})"
         )
 
     @property
@@ -275,12 +277,12 @@ class Gateway:
     ) -> web.StreamResponse:
         if not self._authorized(request):
             return self._error(protocol, Failure(status=401, message="invalid or missing API key"))
-        if self._in_flight >= self._max_concurrent:
+        if self._in_flight >= self._max_concurrency:
             return self._error(
                 protocol,
                 Failure(
                     status=429,
-                    message=f"the gateway is serving {self._max_concurrent} calls; retry shortly",
+                    message=f"the gateway is serving {self._max_concurrency} calls; retry shortly",
                     code="gateway_busy",
                     retry_after=1.0,
                 ),

@@ -20,36 +20,22 @@ import signal
 import subprocess
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 from aiohttp import web
 
 from .._client import LLMClient
-from .._config import Config, build_client, load_config
+from .._config import Config, build_client, load_config, pools
 from .._errors import ConfigError
 from .._router import AsyncRouter
 from ._gateway import Gateway
 from ._metrics import install_prometheus
 
-__all__ = ["DEFAULT_KEYS_ENV", "DRAIN_TIMEOUT", "gateway_from_config", "main", "serve"]
+__all__ = ["DEFAULT_POOL", "DRAIN_TIMEOUT", "gateway_from_config", "main", "serve"]
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8080
-DEFAULT_KEYS_ENV = "FALLOVER_GATEWAY_KEYS"
 DRAIN_TIMEOUT = 60.0
 """Seconds SIGTERM waits for in-flight calls before cancelling them."""
 DEFAULT_POOL = "default"
-
-
-def _server_setting(config: Config, name: str, default: Any) -> Any:
-    server = getattr(config, "server", None)
-    value = getattr(server, name, None) if server is not None else None
-    return default if value is None else value
-
-
-def _pool_names(config: Config) -> list[str]:
-    pools = getattr(config, "pools", None) or {}
-    return list(pools)
+"""The name ``[routing]``'s pool is served under when ``routing.name`` is unset."""
 
 
 def gateway_from_config(config: Config, *, api_keys: Sequence[str] = ()) -> Gateway:
@@ -61,11 +47,13 @@ def gateway_from_config(config: Config, *, api_keys: Sequence[str] = ()) -> Gate
     models: dict[str, LLMClient] = {}
     built: list[LLMClient] = []
     try:
-        default = build_client(config)
-        built.append(default)
-        models[config.routing.name or DEFAULT_POOL] = default
-        for name in _pool_names(config):
-            pool = build_client(config, pool=name)  # type: ignore[call-arg]  # with [pools.NAME]
+        names = pools(config)
+        if not config.routing.name:
+            default = build_client(config)
+            built.append(default)
+            models[DEFAULT_POOL] = default
+        for name in names:
+            pool = build_client(config, pool=name)
             built.append(pool)
             models[name] = pool
         for pool in list(built):
@@ -81,7 +69,12 @@ def gateway_from_config(config: Config, *, api_keys: Sequence[str] = ()) -> Gate
         for client in built:
             _close_now(client)
         raise
-    return Gateway(models, api_keys=api_keys)
+    return Gateway(
+        models,
+        api_keys=api_keys,
+        max_body_bytes=config.server.max_body_bytes,
+        max_concurrency=config.server.max_concurrency,
+    )
 
 
 def _close_now(client: LLMClient) -> None:
@@ -89,10 +82,10 @@ def _close_now(client: LLMClient) -> None:
         asyncio.run(client.aclose())
 
 
-def _keys(config: Config) -> tuple[str, list[str]]:
-    env = str(_server_setting(config, "api_keys_env", DEFAULT_KEYS_ENV))
-    raw = os.environ.get(env, "")
-    return env, [k.strip() for k in raw.split(",") if k.strip()]
+def _keys(config: Config) -> list[str]:
+    env = config.server.api_keys_env
+    raw = os.environ.get(env, "") if env else ""
+    return [k.strip() for k in raw.split(",") if k.strip()]
 
 
 def _loopback(host: str) -> bool:
@@ -156,12 +149,14 @@ def main(
         return 2
     try:
         config = load_config(config_path)
-        env, keys = _keys(config)
-        host = host or str(_server_setting(config, "host", DEFAULT_HOST))
-        port = port if port is not None else int(_server_setting(config, "port", DEFAULT_PORT))
+        keys = _keys(config)
+        env = config.server.api_keys_env
+        where = f"${env}" if env else "server.api_keys_env"
+        host = host or config.server.host
+        port = port if port is not None else config.server.port
         if not keys and not _loopback(host):
             _say(
-                f"refusing to listen on {host} without client keys: set {env} "
+                f"refusing to listen on {host} without client keys: set {where} "
                 "(comma-separated keys) or listen on 127.0.0.1"
             )
             return 2
@@ -171,7 +166,7 @@ def main(
                 return 2
             return _run_workers(config_path, host, port, workers)
         if not keys:
-            _say(f"no client keys (${env} is unset): auth is off, listening on loopback only")
+            _say(f"no client keys ({where} is unset): auth is off, listening on loopback only")
         gateway = gateway_from_config(config, api_keys=keys)
     except ConfigError as exc:
         _say(str(exc))
