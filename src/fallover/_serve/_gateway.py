@@ -86,8 +86,9 @@ class Gateway:
     loopback only). Past ``max_concurrency`` calls in flight, one more is
     refused at once with 429 and ``Retry-After: 1`` (the official SDKs retry
     it), so a burst never queues behind the pool's own waits.
-    ``meter_provider`` and ``registry``: where the gateway's metrics go and what ``/metrics`` renders (default: the global OpenTelemetry
-    provider and prometheus-client's default registry).
+    ``meter_provider`` and ``registry``: where the gateway's metrics go and
+    what ``/metrics`` renders (default: the global OpenTelemetry provider and
+    prometheus-client's default registry).
     """
 
     def __init__(
