@@ -1,18 +1,16 @@
-"""The ``fallover`` command: review files through the pool, run the simulator, check a config."""
+"""The ``fallover`` command: a thin layer over ``_review``, the simulator and the config."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
+import logging
 import os
-import subprocess
 import sys
 import time
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 import anyio
 
@@ -20,21 +18,27 @@ from . import __version__, _defaults
 from ._classify import redact_url
 from ._client import LLMClient
 from ._config import Member, Plan, auto_pool, build_client, load_config, plan, unconfigured
-from ._errors import AllModelsFailed, ConfigError, FalloverError, ProviderError, RoutingTimeout
-from ._fanout import fan_out
+from ._errors import ConfigError, FalloverError
 from ._providers._anthropic import AnthropicClient
 from ._providers._openai import OpenAIClient
+from ._review import (
+    DEFAULT_PROMPT,
+    FileReview,
+    UsageError,
+    collect_diff,
+    collect_files,
+    review_all,
+    summary,
+    write_jsonl,
+    write_sarif,
+    write_text,
+)
+from ._review._progress import progress
 from ._router import AsyncRouter
-from ._types import Attempt, ChatRequest, ChatResponse, Message
 from .testing import Fault, Scenario, Simulator, load_scenario
 
 __all__ = ["main"]
 
-MAX_FILE_BYTES = _defaults.REVIEW_MAX_FILE_BYTES
-DEFAULT_PROMPT = (
-    "You are a careful senior engineer reviewing one file of a change. Point out bugs, "
-    "risky constructs and unclear code, most important first, briefly. Say so if it looks fine."
-)
 EMBEDDED = Scenario(
     models={
         # A throttled primary: 429 with Retry-After on part of the traffic.
@@ -43,98 +47,6 @@ EMBEDDED = Scenario(
     },
     seed=7,
 )
-
-
-class UsageError(Exception):
-    """Bad command-line input: exit 2 with this message."""
-
-
-# -- files --------------------------------------------------------------------------
-
-
-def _git_files(directory: Path) -> list[Path] | None:
-    """Files git would consider (tracked + untracked, ignores applied), or None outside git."""
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(directory), "ls-files", "-co", "--exclude-standard", "-z"],
-            capture_output=True,
-            check=True,
-            timeout=30,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return [directory / p for p in out.decode("utf-8", "surrogateescape").split("\0") if p]
-
-
-def _hidden(path: Path, root: Path) -> bool:
-    try:
-        parts = path.relative_to(root).parts
-    except ValueError:
-        parts = path.parts
-    return any(p.startswith(".") for p in parts)
-
-
-def collect(
-    paths: Sequence[str], *, max_bytes: int = MAX_FILE_BYTES
-) -> tuple[list[Path], list[str]]:
-    """The files to review, in a stable order, and notes on what was skipped."""
-    files: list[Path] = []
-    notes: list[str] = []
-    for raw in paths:
-        p = Path(raw)
-        if p.is_file():
-            candidates = [p]
-        elif p.is_dir():
-            listed = _git_files(p)
-            if listed is None:
-                listed = [q for q in p.rglob("*") if q.is_file()]
-            candidates = sorted(q for q in listed if q.is_file() and not _hidden(q, p))
-        else:
-            raise UsageError(f"{raw}: no such file or directory")
-        files.extend(candidates)
-    seen: set[Path] = set()
-    kept: list[Path] = []
-    for path in files:
-        key = path.resolve()
-        if key in seen:
-            continue
-        seen.add(key)
-        why = _skip_reason(path, max_bytes)
-        if why:
-            notes.append(f"skipped {path}: {why}")
-        else:
-            kept.append(path)
-    return kept, notes
-
-
-def _skip_reason(path: Path, max_bytes: int) -> str | None:
-    try:
-        size = path.stat().st_size
-        if size == 0:
-            return "empty"
-        if size > max_bytes:
-            return f"{size} bytes is over the {max_bytes}-byte limit"
-        with path.open("rb") as fh:
-            head = fh.read(8192)
-    except OSError as exc:
-        return f"unreadable ({exc.strerror})"
-    if b"\0" in head:
-        return "binary"
-    try:
-        path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError:
-        return "not UTF-8 text"
-    return None
-
-
-def _request(path: Path, prompt: str) -> ChatRequest:
-    text = path.read_text("utf-8")
-    return ChatRequest(
-        messages=[
-            Message(role="system", content=prompt),
-            Message(role="user", content=f"File: {path}\n\n```\n{text}\n```"),
-        ]
-    )
 
 
 # -- the embedded default -----------------------------------------------------------
@@ -153,122 +65,50 @@ def _embedded_pool(sim: Simulator) -> AsyncRouter:
 # -- review ---------------------------------------------------------------------------
 
 
-class _Timed:
-    """Wraps a client to time each request (a request is one file)."""
-
-    def __init__(self, client: LLMClient) -> None:
-        self.client = client
-        self.elapsed: dict[int, float] = {}
-
-    @property
-    def alias(self) -> str:
-        return self.client.alias
-
-    @property
-    def context_window(self) -> int | None:
-        return self.client.context_window
-
-    @property
-    def capabilities(self) -> frozenset[str]:
-        return self.client.capabilities
-
-    def unfit(self, request: ChatRequest) -> str | None:
-        return self.client.unfit(request)
-
-    async def complete(self, request: ChatRequest) -> ChatResponse:
-        start = time.perf_counter()
-        try:
-            return await self.client.complete(request)
-        finally:
-            self.elapsed[id(request)] = round(time.perf_counter() - start, 4)
-
-    def stream(self, request: ChatRequest, **kw: Any) -> Any:  # pragma: no cover - not used
-        return self.client.stream(request, **kw)
-
-    async def aclose(self) -> None:  # pragma: no cover - the caller closes the client
-        await self.client.aclose()
-
-    async def __aenter__(self) -> _Timed:  # pragma: no cover
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:  # pragma: no cover
-        await self.aclose()
+def _format(args: argparse.Namespace) -> str:
+    if args.json and args.format not in (None, "jsonl"):
+        raise UsageError(f"--json means --format jsonl, not --format {args.format}")
+    return str(args.format or ("jsonl" if args.json else "text"))
 
 
-def _attempts_of(result: ChatResponse | Exception) -> tuple[Attempt, ...]:
-    if isinstance(result, ChatResponse):
-        return result.attempts
-    if isinstance(result, AllModelsFailed | RoutingTimeout):
-        return result.attempts
-    if isinstance(result, ProviderError):
-        return (
-            Attempt(
-                alias=result.alias or "?", outcome="error", error=str(result), status=result.status
-            ),
-        )
-    return ()
+def _verbose(err: TextIO) -> None:
+    """Show the ``fallover`` logger's INFO lines (fallovers, parks) on ``err``."""
+    handler = logging.StreamHandler(err)
+    handler.setFormatter(logging.Formatter("fallover: %(message)s"))
+    logger = logging.getLogger("fallover")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
 
 
-def _record(path: Path, result: ChatResponse | Exception, elapsed: float) -> dict[str, Any]:
-    answer = result if isinstance(result, ChatResponse) else None
-    return {
-        "path": str(path),
-        "ok": answer is not None,
-        "alias": answer.alias if answer else None,
-        "model": answer.model if answer else None,
-        "text": answer.text if answer else None,
-        "error": None if answer else f"{type(result).__name__}: {result}",
-        "attempts": [
-            {
-                "alias": a.alias,
-                "outcome": a.outcome,
-                "status": a.status,
-                "error": a.error,
-                "elapsed_s": a.elapsed_s,
-            }
-            for a in _attempts_of(result)
-        ],
-        "elapsed_s": elapsed,
-    }
-
-
-def _print_human(records: list[dict[str, Any]], out: TextIO) -> None:
-    for r in records:
-        if r["ok"]:
-            failed = [a["alias"] for a in r["attempts"] if a["outcome"] == "error"]
-            skipped = [a["alias"] for a in r["attempts"] if a["outcome"] == "skipped"]
-            extra = f", fell over from {', '.join(dict.fromkeys(failed))}" if failed else ""
-            extra += f", skipped {', '.join(dict.fromkeys(skipped))}" if skipped else ""
-            print(f"── {r['path']}  ({r['alias']}, {r['elapsed_s']:.1f}s{extra})", file=out)
-            print(r["text"].strip(), file=out)
-        else:
-            print(f"── {r['path']}  FAILED: {r['error']}", file=out)
-        print(file=out)
-
-
-def _summary(records: list[dict[str, Any]], total: int, elapsed: float) -> str:
-    served = Counter(r["alias"] for r in records if r["ok"])
-    failed = sum(not r["ok"] for r in records)
-    fell = sum(
-        1 for r in records if r["ok"] and any(a["outcome"] == "error" for a in r["attempts"])
-    )
-    by = ", ".join(f"{n} by {a}" for a, n in served.most_common()) or "none"
-    missing = total - len(records)
-    line = (
-        f"Reviewed {len(records) - failed} of {total} files in {elapsed:.1f}s "
-        f"({by}); {fell} fell over; {failed} failed"
-    )
-    if missing:
-        line += f"; {missing} not finished"
-    return line
+def _write(fmt: str, reviews: list[FileReview], out: TextIO, *, complete: bool) -> None:
+    if fmt == "jsonl":
+        write_jsonl(reviews, out)
+    elif fmt == "sarif":
+        write_sarif(reviews, out, complete=complete)
+    else:
+        write_text(reviews, out)
 
 
 async def review(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    files, notes = collect(args.paths)
+    fmt = _format(args)
+    if args.verbose:
+        _verbose(err)
+    cwd = Path.cwd()
+    if args.diff is not None:
+        changes, notes = collect_diff(args.diff, args.paths, cwd=cwd)
+    elif args.paths:
+        changes, notes = collect_files(args.paths, cwd=cwd)
+    else:
+        raise UsageError("review needs PATH... to review, or --diff REV for a change")
     for note in notes:
         print(note, file=err)
-    if not files:
-        print("nothing to review", file=err)
+    if not changes:
+        if args.diff is not None:
+            print(f"no changes to review since {args.diff}", file=err)
+        else:
+            print("nothing to review", file=err)
+        if fmt == "sarif":
+            write_sarif([], out)
         return 0
     config = load_config(args.config)
     sim: Simulator | None = None
@@ -284,83 +124,35 @@ async def review(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         )
     else:
         client = build_client(config, args.model)
-    requests = [_request(p, args.prompt) for p in files]
-    timed = _Timed(client)
-    done: dict[int, ChatResponse | Exception] = {}
+    done: dict[int, FileReview] = {}
     start = time.perf_counter()
-    progress = _progress(len(files), enabled=not args.json and err.isatty())
+    bar = progress(len(changes), enabled=fmt == "text" and err.isatty())
     try:
         async with client:
 
-            def finished(i: int, result: ChatResponse | Exception) -> None:
+            def finished(i: int, result: FileReview) -> None:
                 done[i] = result
-                progress.advance()
+                bar.advance()
 
-            await fan_out(timed, requests, concurrency=args.concurrency, on_result=finished)
+            await review_all(
+                client,
+                changes,
+                instruction=args.prompt,
+                concurrency=args.concurrency,
+                on_done=finished,
+            )
     finally:
-        progress.stop()
+        bar.stop()
         if sim is not None:
             with anyio.CancelScope(shield=True):
                 await sim.close()
         # Print whatever finished, even when interrupted: nothing done is lost.
-        records = [
-            _record(files[i], done[i], timed.elapsed.get(id(requests[i]), 0.0))
-            for i in range(len(files))
-            if i in done
-        ]
-        if args.json:
-            for r in records:
-                out.write(json.dumps(r, ensure_ascii=False) + "\n")
-        else:
-            _print_human(records, out)
-            print(_summary(records, len(files), time.perf_counter() - start), file=err)
+        reviews = [done[i] for i in range(len(changes)) if i in done]
+        _write(fmt, reviews, out, complete=len(reviews) == len(changes))
         out.flush()
-    return 0 if all(r["ok"] for r in records) else 1
-
-
-class _NoProgress:
-    def advance(self) -> None:
-        pass
-
-    def stop(self) -> None:
-        pass
-
-
-class _RichProgress:
-    def __init__(self, total: int) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-        self._p = Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=_stderr_console(),
-            transient=True,
-        )
-        self._task = self._p.add_task("reviewing", total=total)
-        self._p.start()
-
-    def advance(self) -> None:
-        self._p.advance(self._task)
-
-    def stop(self) -> None:
-        self._p.stop()
-
-
-def _stderr_console() -> Any:
-    from rich.console import Console
-
-    return Console(stderr=True)
-
-
-def _progress(total: int, *, enabled: bool) -> _NoProgress | _RichProgress:
-    if not enabled:
-        return _NoProgress()
-    try:
-        return _RichProgress(total)
-    except ImportError:  # rich is the optional `cli` extra
-        return _NoProgress()
+        for line in summary(reviews, len(changes), time.perf_counter() - start):
+            print(line, file=err)
+    return 0 if all(r.ok for r in reviews) else 1
 
 
 # -- check ----------------------------------------------------------------------------
@@ -440,15 +232,31 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"fallover {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    r = sub.add_parser("review", help="review files concurrently through the pool")
-    r.add_argument("paths", nargs="+", metavar="PATH")
+    r = sub.add_parser(
+        "review",
+        help="review files, or the changes since a revision, concurrently through the pool",
+    )
+    r.add_argument("paths", nargs="*", metavar="PATH", help="files or directories to review")
+    r.add_argument(
+        "--diff",
+        metavar="REV",
+        help="review the files changed since git revision REV (under PATH..., if given)",
+    )
     r.add_argument("--config", metavar="F", help="config file (default: the lookup chain)")
     r.add_argument("--model", metavar="P/M", help="pin one provider/model, ignoring routing")
     r.add_argument(
         "--concurrency", type=_positive_int, default=_defaults.REVIEW_CONCURRENCY, metavar="N"
     )
-    r.add_argument("--json", action="store_true", help="print JSON Lines, one per file")
+    r.add_argument(
+        "--format",
+        choices=("text", "jsonl", "sarif"),
+        help="text (default), JSON Lines (one object per file) or SARIF 2.1.0",
+    )
+    r.add_argument("--json", action="store_true", help="the same as --format jsonl")
     r.add_argument("--prompt", default=DEFAULT_PROMPT, metavar="TEXT", help="review instruction")
+    r.add_argument(
+        "-v", "--verbose", action="store_true", help="log each fallover and park to stderr"
+    )
 
     s = sub.add_parser("simulate", help="serve the fault-injecting simulator")
     s.add_argument("--port", type=int, default=_defaults.SIMULATOR_PORT, metavar="N")
