@@ -49,6 +49,23 @@ async def run(tmp_path: Path, *args: str, **extra: str) -> subprocess.CompletedP
         )
 
 
+RECORD_KEYS = {
+    "path",
+    "status",
+    "old_path",
+    "ok",
+    "alias",
+    "model",
+    "structured",
+    "findings",
+    "text",
+    "error",
+    "usage",
+    "attempts",
+    "elapsed_s",
+}
+
+
 def tree(root: Path) -> list[str]:
     files = {
         "src/a.py": "def a():\n    return 1  # TODO\n",
@@ -90,10 +107,12 @@ async def test_embedded_default_reviews_with_nothing_set_up(tmp_path: Path) -> N
     lines = [json.loads(line) for line in done.stdout.decode().splitlines()]
     assert [r["path"] for r in lines] == expected
     for r in lines:
-        assert set(r) == {"path", "ok", "alias", "model", "text", "error", "attempts", "elapsed_s"}
-        assert r["ok"] and r["alias"] in {"sim/primary", "sim/backup"} and r["text"]
+        assert set(r) == RECORD_KEYS
+        assert r["ok"] and r["alias"] in {"sim/primary", "sim/backup"} and r["error"] is None
         for a in r["attempts"]:
             assert set(a) == {"alias", "outcome", "status", "error", "elapsed_s"}
+    found = {(r["path"], f["line"], f["category"]) for r in lines for f in r["findings"]}
+    assert found == {("src/a.py", 2, "maintainability"), ("src/b.py", 1, "style")}
     stderr = done.stderr.decode()
     assert stderr.count("built-in simulator") == 1
     for skipped in (
@@ -121,13 +140,15 @@ async def test_human_output_names_the_writer_and_summarises(
 ) -> None:
     """Each review names the member that wrote it; the summary counts fallovers."""
     tree(tmp_path)
-    sim = await simulator(bad=Fault(statuses=[503], repeat=True), good=Fault(reply="Looks fine."))
+    sim = await simulator(
+        bad=Fault(statuses=[503], repeat=True), good=Fault(reply='{"findings": []}')
+    )
     config_for(tmp_path, sim.base_url, "bad", "good")
     done = await run(tmp_path, "review", "src/a.py", "src/b.py")
     out, err = done.stdout.decode(), done.stderr.decode()
     assert done.returncode == 0, err
     assert "── src/a.py  (sim/good" in out and "fell over from sim/bad" in out
-    assert "Looks fine." in out
+    assert out.count("no findings") == 2
     assert "Reviewed 2 of 2 files" in err and "2 by sim/good" in err
     assert SECRET not in out + err
 

@@ -63,37 +63,42 @@ def collect_files(
     paths: Sequence[str], *, cwd: Path, max_bytes: int = MAX_FILE_BYTES
 ) -> tuple[list[Change], list[str]]:
     """The files to review whole, in a stable order, and notes on what was skipped."""
-    files: list[Path] = []
+    # (shown path, path on disk): shown as given, or under the directory as given.
+    files: list[tuple[Path, Path]] = []
     for raw in paths:
-        p = Path(raw)
-        if p.is_file():
-            files.append(p)
-        elif p.is_dir():
-            listed = _git_files(p)
+        shown = Path(raw)
+        full = cwd / shown
+        if full.is_file():
+            files.append((shown, full))
+        elif full.is_dir():
+            listed = _git_files(full)
             if listed is None:
-                listed = [q for q in p.rglob("*") if q.is_file()]
-            files.extend(sorted(q for q in listed if q.is_file() and not _hidden(q, p)))
+                listed = [q for q in full.rglob("*") if q.is_file()]
+            files.extend(
+                (shown / q.relative_to(full), q)
+                for q in sorted(q for q in listed if q.is_file() and not _hidden(q, full))
+            )
         else:
             raise UsageError(f"{raw}: no such file or directory")
     root = repo_root(cwd)
     seen: set[Path] = set()
     changes: list[Change] = []
     notes: list[str] = []
-    for path in files:
-        key = path.resolve()
+    for path, full in files:
+        key = full.resolve()
         if key in seen:
             continue
         seen.add(key)
-        why = skip_reason(path, max_bytes)
+        why = skip_reason(full, max_bytes)
         if why:
             notes.append(f"skipped {path}: {why}")
             continue
         changes.append(
             Change(
                 path=str(path),
-                uri=_uri(path, root, cwd.resolve()),
+                uri=_uri(full, root, cwd.resolve()),
                 status="file",
-                text=path.read_text("utf-8"),
+                text=full.read_text("utf-8"),
             )
         )
     return changes, notes

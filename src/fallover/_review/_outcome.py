@@ -55,7 +55,7 @@ class FileReview(msgspec.Struct, kw_only=True, frozen=True):
                 if self.findings is not None
                 else None
             ),
-            "text": r.text if r else None,
+            "text": r.text if r and not self.ok else None,  # the raw reply, kept when malformed
             "error": self.error,
             "usage": msgspec.to_builtins(r.usage) if r and r.usage else None,
             "attempts": [

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 from urllib.parse import quote
 
-from .. import __version__
 from ._findings import CATEGORIES, Finding
 from ._outcome import FileReview
 
@@ -65,6 +64,8 @@ def _result(f: Finding, uri: str, index: dict[str, int]) -> dict[str, Any]:
 
 def sarif_log(reviews: Sequence[FileReview], *, complete: bool = True) -> dict[str, Any]:
     """The SARIF log for ``reviews``; ``complete`` is False when the run was interrupted."""
+    from .. import __version__  # here, not at import: the simulator imports this package
+
     index = {name: i for i, name in enumerate(CATEGORIES)}
     results = [_result(f, r.change.uri, index) for r in reviews for f in r.findings or ()]
     notifications = [

@@ -15,6 +15,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from .._review._simulated import findings_answer
+from .._types import ChatRequest, Message
 from ._sim_scenario import Fault
 from ._sim_wire import Call, Turn, signature
 
@@ -276,13 +278,16 @@ def _reasoning(fault: Fault, offer: Offer) -> tuple[tuple[str, ...], float]:
 def _answer_text(body: dict[str, Any], offer: Offer, fault: Fault) -> str:
     if fault.reply is not None:
         return fault.reply
-    if offer.schema is not None:
-        return json.dumps(example(offer.schema))
     messages = _messages(body)
-    if offer.after_tool:
-        return _review(_text_of(messages[-1].get("content")))
     users = [m for m in messages if m.get("role") == "user"]
     last = _text_of(users[-1].get("content")) if users else prompt_text(body)
+    review = findings_answer(ChatRequest(messages=[Message(role="user", content=last)]))
+    if review is not None:  # `fallover review` asks for findings about the lines it sent
+        return review
+    if offer.schema is not None:
+        return json.dumps(example(offer.schema))
+    if offer.after_tool:
+        return _review(_text_of(messages[-1].get("content")))
     text = _review(_unfence(last))
     return json.dumps({"answer": text}) if offer.json_mode else text
 

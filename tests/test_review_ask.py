@@ -1,0 +1,198 @@
+"""How each file is asked: the findings schema where a member takes it, the plain fallback otherwise."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Any, Self
+
+import anyio
+
+import fallover
+from fallover._review import FINDINGS_SCHEMA, Change, FileReview, collect_files, review_all
+
+Handler = Callable[[fallover.ChatRequest], Awaitable[str]]
+ALL = frozenset({"tools", "vision", "json_schema", "reasoning"})
+NO_SCHEMA = ALL - {"json_schema"}
+
+
+class Member:
+    """An LLMClient with chosen capabilities whose answers a handler scripts."""
+
+    def __init__(self, handler: Handler, *, capabilities: frozenset[str] = ALL) -> None:
+        self._handler = handler
+        self._capabilities = capabilities
+        self.requests: list[fallover.ChatRequest] = []
+
+    @property
+    def alias(self) -> str:
+        return "test/member"
+
+    @property
+    def context_window(self) -> int | None:
+        return None
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        return self._capabilities
+
+    def unfit(self, request: fallover.ChatRequest) -> str | None:
+        missing = request.needs - self._capabilities
+        return f"cannot take {', '.join(sorted(missing))}" if missing else None
+
+    async def complete(self, request: fallover.ChatRequest) -> fallover.ChatResponse:
+        self.requests.append(request)
+        text = await self._handler(request)
+        return fallover.ChatResponse(text=text, model="m", alias=self.alias)
+
+    def stream(self, request: fallover.ChatRequest, **kw: Any) -> Any:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        pass
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        pass
+
+
+def one_file(tmp_path: Any) -> list[Change]:
+    (tmp_path / "a.py").write_text("x = 1\ny = 2\n")
+    changes, _ = collect_files([str(tmp_path / "a.py")], cwd=tmp_path)
+    return changes
+
+
+def finding(path: str, line: int = 1) -> str:
+    return json.dumps(
+        {
+            "findings": [
+                {
+                    "path": path,
+                    "line": line,
+                    "end_line": None,
+                    "severity": "note",
+                    "category": "style",
+                    "title": "t",
+                    "body": "b",
+                }
+            ]
+        }
+    )
+
+
+async def run(client: fallover.LLMClient, changes: list[Change]) -> list[FileReview]:
+    done: dict[int, FileReview] = {}
+    with anyio.fail_after(10):
+        await review_all(
+            client, changes, instruction="Review.", concurrency=4, on_done=done.__setitem__
+        )
+    return [done[i] for i in range(len(changes))]
+
+
+async def test_a_member_with_json_schema_gets_the_schema(tmp_path: Any) -> None:
+    """A client that takes json_schema is sent response_format=FINDINGS_SCHEMA."""
+    changes = one_file(tmp_path)
+
+    async def answer(request: fallover.ChatRequest) -> str:
+        return finding(changes[0].path)
+
+    member = Member(answer)
+    (result,) = await run(member, changes)
+    assert result.ok and result.structured
+    assert member.requests[0].response_format == FINDINGS_SCHEMA
+
+
+async def test_a_member_without_json_schema_gets_the_plain_request(tmp_path: Any) -> None:
+    """Without json_schema: the same messages, no response_format, the answer checked alike."""
+    changes = one_file(tmp_path)
+
+    async def answer(request: fallover.ChatRequest) -> str:
+        return "```json\n" + finding(changes[0].path, line=2) + "\n```"
+
+    member = Member(answer, capabilities=NO_SCHEMA)
+    (result,) = await run(member, changes)
+    (request,) = member.requests
+    assert request.response_format is None
+    assert "Answer with one JSON object" in request.messages[0].text
+    assert result.ok and not result.structured
+    assert result.findings is not None and result.findings[0].line == 2
+
+
+async def test_the_plain_answer_is_validated_the_same_way(tmp_path: Any) -> None:
+    """A plain answer naming a line the file lacks is malformed, as a structured one would be."""
+    changes = one_file(tmp_path)
+
+    async def answer(request: fallover.ChatRequest) -> str:
+        return finding(changes[0].path, line=3)
+
+    (result,) = await run(Member(answer, capabilities=NO_SCHEMA), changes)
+    assert not result.ok
+    assert result.error == "malformed findings: findings[0].line 3 is not a line of the file (1..2)"
+    assert result.response is not None and '"line": 3' in result.response.text
+
+
+async def test_a_failed_structured_call_with_skipped_members_is_asked_plainly(
+    tmp_path: Any,
+) -> None:
+    """The schema-capable members all failed and some were skipped: the plain request goes once."""
+    changes = one_file(tmp_path)
+    first = [
+        fallover.Attempt(alias="strong", outcome="error", error="503", status=503),
+        fallover.Attempt(alias="plain", outcome="skipped", error="cannot take json_schema"),
+    ]
+
+    async def answer(request: fallover.ChatRequest) -> str:
+        if request.response_format is not None:
+            raise fallover.AllModelsFailed(first)
+        return finding(changes[0].path)
+
+    member = Member(answer)
+    (result,) = await run(member, changes)
+    assert [r.response_format for r in member.requests] == [FINDINGS_SCHEMA, None]
+    assert result.ok and not result.structured
+    assert [a.alias for a in result.attempts] == ["strong", "plain"]
+
+
+async def test_a_failed_call_without_skipped_members_is_not_repeated(tmp_path: Any) -> None:
+    """Every member was tried and failed: the file fails, asked once, attempts kept."""
+    changes = one_file(tmp_path)
+    attempts = [fallover.Attempt(alias="strong", outcome="error", error="503", status=503)]
+
+    async def answer(request: fallover.ChatRequest) -> str:
+        raise fallover.AllModelsFailed(attempts)
+
+    member = Member(answer)
+    (result,) = await run(member, changes)
+    assert len(member.requests) == 1
+    assert not result.ok and result.response is None
+    assert result.error is not None and result.error.startswith("AllModelsFailed")
+    assert [a.status for a in result.attempts] == [503]
+
+
+async def test_concurrency_never_exceeds_the_limit(tmp_path: Any) -> None:
+    """review_all keeps at most `concurrency` files in flight."""
+    for n in range(10):
+        (tmp_path / f"f{n}.py").write_text(f"n = {n}\n")
+    changes, _ = collect_files([str(tmp_path)], cwd=tmp_path)
+    in_flight = peak = 0
+
+    async def answer(request: fallover.ChatRequest) -> str:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await anyio.wait_all_tasks_blocked()
+        in_flight -= 1
+        return '{"findings": []}'
+
+    done: dict[int, FileReview] = {}
+    with anyio.fail_after(10):
+        await review_all(
+            Member(answer), changes, instruction="Review.", concurrency=3, on_done=done.__setitem__
+        )
+    assert len(done) == 10 and all(r.ok for r in done.values())
+    assert peak == 3
