@@ -18,6 +18,7 @@ Count: TypeAlias = Annotated[int, msgspec.Meta(ge=0)]
 T = TypeVar("T")
 Fraction: TypeAlias = Annotated[float, msgspec.Meta(ge=0, le=1)]
 Positive: TypeAlias = Annotated[float, msgspec.Meta(gt=0)]
+Limit: TypeAlias = Annotated[int, msgspec.Meta(ge=1)]
 
 
 class Fault(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
@@ -34,6 +35,8 @@ class Fault(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tru
     error_type: str | None = None  # error.type/code in error bodies (default from status)
     html: bool = False  # error bodies as an HTML page
     latency: NonNeg = 0.0  # before response headers
+    slow_rate: Fraction = 0.0  # this share of requests takes slow_latency instead (a heavy tail)
+    slow_latency: NonNeg = 0.0
     hang: bool = False  # never send headers
     reset: bool = False  # drop the connection before headers
     truncate: bool = False  # send half a body, then drop
@@ -58,6 +61,9 @@ class Fault(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tru
     call_tools: list[str] = []  # tools to call in one turn ("*": all); default: the first
     tool_arguments: dict[str, dict[str, Any]] = {}  # arguments per tool (default: from schema)
     tool_rounds: Count = 1  # tool-call turns before the text answer
+    limit_requests: Limit | None = None  # requests per limit_window, as a provider's limiter
+    limit_tokens: Limit | None = None  # input + output tokens per limit_window
+    limit_window: Positive = 60.0  # seconds for a spent limit to refill
 
     def healthy(self) -> "Fault":
         """The same model without its faults: what `after` serves first."""
@@ -74,6 +80,9 @@ _DESCRIBES_THE_MODEL = (
     "call_tools",
     "tool_arguments",
     "tool_rounds",
+    "limit_requests",
+    "limit_tokens",
+    "limit_window",
 )
 
 

@@ -6,6 +6,7 @@ import asyncio
 import collections
 import itertools
 import json
+import math
 import random
 import socket
 import subprocess
@@ -18,6 +19,7 @@ from typing import Any, Literal, Self, TypeAlias
 from aiohttp import web
 
 from ._sim_answer import plan, prompt_text, thinking_problem
+from ._sim_limits import Limits, Refusal, go_duration
 from ._sim_scenario import Fault, Scenario
 from ._sim_wire import (
     Frame,
@@ -64,18 +66,19 @@ _STALL = 3600.0  # a stall outlasts any client timeout worth testing
 
 
 class _ModelState:
-    __slots__ = ("count",)
+    __slots__ = ("admitted", "count")
 
     def __init__(self) -> None:
-        self.count = 0
+        self.count = 0  # every request that named the model
+        self.admitted = 0  # those the rate limits let through: the scripted faults count these
 
 
 class Simulator:
     """Serve a scenario on loopback; ``async with Simulator(...) as sim: sim.base_url``.
 
-    ``clock`` (monotonic seconds) times the ``down_for`` window and the log; ``sleep``
-    performs the scripted delays (latency, first-token and token delays, thinking). Tests
-    pass their own to run scripted delays without waiting for them.
+    ``clock`` (monotonic seconds) times the ``down_for`` window, the rate-limit buckets and
+    the log; ``sleep`` performs the scripted delays (latency, first-token and token delays,
+    thinking). Tests pass their own to run them without waiting.
     """
 
     def __init__(
@@ -93,6 +96,8 @@ class Simulator:
         self.log: collections.deque[dict[str, Any]] = collections.deque(maxlen=LOG_SIZE)
         self._clock = clock
         self._sleep = sleep
+        epoch, start = time.time(), clock()
+        self._limits = Limits(clock, lambda: epoch + clock() - start)
         self._state: dict[str, _ModelState] = collections.defaultdict(_ModelState)
         self._rng = random.Random(self.scenario.seed)
         self._started = clock()
@@ -116,6 +121,7 @@ class Simulator:
     def reset(self) -> None:
         """Forget request counts and the log; restart the down_for clock."""
         self._state.clear()
+        self._limits.reset()
         self.log.clear()
         self._rng = random.Random(self.scenario.seed)
         self._started = self._clock()
@@ -172,6 +178,12 @@ class Simulator:
             return fault.fail_status, "fail_rate"
         return 200, ""
 
+    def _latency(self, fault: Fault) -> tuple[float, str]:
+        """Seconds before the headers: a `slow_rate` share of calls takes `slow_latency`."""
+        if fault.slow_rate and self._rng.random() < fault.slow_rate:
+            return fault.slow_latency, "slow"
+        return fault.latency, ""
+
     async def _handle(self, request: web.Request, protocol: Protocol) -> web.StreamResponse:
         seq = next(self._seq)
         headers = {_REQUEST_ID_HEADER[protocol]: f"req_sim{seq:06d}"}
@@ -183,16 +195,24 @@ class Simulator:
             return _error(protocol, 400, "invalid_request_error", "model is required", headers)
         model: str = body["model"]
         fault = self.scenario.fault(model)
-        state = self._state[model]
-        n = state.count
-        state.count += 1
         stream = bool(body.get("stream"))
-        status, why = self._status(fault, n)
         prompt_tokens = len(prompt_text(body)) // 4
-        if why == "healthy":
-            fault = fault.healthy()
-        if status == 200 and fault.context_window and prompt_tokens > fault.context_window:
-            status, why = 400, "context"
+        state = self._state[model]
+        state.count += 1
+        # A request refused by a limit never reaches the model: it does not advance the
+        # scripted statuses or `after`.
+        refusal = self._limits.admit(model, fault, prompt_tokens)
+        latency, slow = 0.0, ""
+        if refusal is not None:
+            status, why = 429, "rate_limit"
+        else:
+            status, why = self._status(fault, state.admitted)
+            state.admitted += 1
+            if why == "healthy":
+                fault = fault.healthy()
+            if status == 200 and fault.context_window and prompt_tokens > fault.context_window:
+                status, why = 400, "context"
+            latency, slow = self._latency(fault)
         self.log.append(
             {
                 "seq": seq,
@@ -201,7 +221,10 @@ class Simulator:
                 "protocol": protocol,
                 "stream": stream,
                 "status": status,
-                "fault": (why if why != "healthy" else "") or _transport_fault(fault) or "ok",
+                "fault": (why if why != "healthy" else "")
+                or slow
+                or _transport_fault(fault)
+                or "ok",
                 # Whether a key was sent, never the key itself.
                 "auth": "authorization" in request.headers or "x-api-key" in request.headers,
             }
@@ -212,10 +235,13 @@ class Simulator:
             )
         if protocol == "anthropic" and (problem := thinking_problem(body)):
             return _error(protocol, 400, "invalid_request_error", problem, headers)
-        if fault.latency:
-            await self._sleep(fault.latency)
+        if refusal is not None:
+            headers |= self._limits.headers(model, fault, protocol)
+            return _rate_limited(protocol, model, fault, refusal, headers)
+        if latency:
+            await self._sleep(latency)
         if status != 200:
-            headers |= _retry_after(fault)
+            headers |= self._limits.headers(model, fault, protocol) | _retry_after(fault)
             if why == "context":
                 return _error(protocol, 400, "context_length_exceeded", "", headers)
             kind = fault.error_type
@@ -227,6 +253,8 @@ class Simulator:
             return web.Response()
         call_id = f"toolu_sim{seq:06d}_" if protocol == "anthropic" else f"call_sim{seq:06d}_"
         turn = plan(body, fault, protocol=protocol, call_id=call_id)
+        self._limits.charge(model, fault, prompt_tokens + turn.output_tokens)
+        headers |= self._limits.headers(model, fault, protocol)
         options = body.get("stream_options")
         reply = Reply(
             id=f"msg_sim{seq:06d}" if protocol == "anthropic" else f"chatcmpl-sim{seq:06d}",
@@ -356,6 +384,39 @@ def _retry_after(fault: Fault) -> dict[str, str]:
     if fault.retry_after_ms is not None:
         headers["retry-after-ms"] = str(fault.retry_after_ms)
     return headers
+
+
+def _rate_limited(
+    protocol: Protocol, model: str, fault: Fault, refusal: Refusal, headers: dict[str, str]
+) -> web.Response:
+    """The 429 a provider's limiter answers, with the wait it asks for."""
+    wait = refusal.retry_after
+    headers = headers | {"retry-after": str(max(1, math.ceil(wait)))}
+    window = go_duration(fault.limit_window)
+    if protocol == "anthropic":
+        message = (
+            f"This request would exceed the rate limit for {model} of {refusal.limit} "
+            f"{refusal.kind} per {window}. Please retry after the time in retry-after."
+        )
+        payload: dict[str, Any] = {
+            "type": "error",
+            "error": {"type": "rate_limit_error", "message": message},
+        }
+    else:
+        headers["retry-after-ms"] = str(math.ceil(wait * 1000))
+        message = (
+            f"Rate limit reached for {model} on {refusal.kind} per {window}: "
+            f"Limit {refusal.limit}. Please try again in {go_duration(wait)}."
+        )
+        payload = {
+            "error": {
+                "message": message,
+                "type": refusal.kind,
+                "param": None,
+                "code": "rate_limit_exceeded",
+            }
+        }
+    return web.json_response(payload, status=429, headers=headers)
 
 
 def _error(
