@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -108,15 +109,22 @@ class Provider:
         self.max_in_flight = 0
         self.started = 0
         self.gate: tuple[int, int] | None = None  # (hold until this many in flight, total files)
+        self.down: set[str] = set()  # models that answer 503
+        self.hang: set[str] = set()  # files never answered
         self.changed = asyncio.Condition()
         self.base_url = ""
 
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.json()
         self.bodies.append(body)
+        if body["model"] in self.down:
+            error = {"message": "down", "type": "server_error", "code": None}
+            return web.json_response({"error": error}, status=503)
         user = [m["content"] for m in body["messages"] if m["role"] == "user"][-1]
         path = user.split("\n", 1)[0].removeprefix("File under review: ")
         self.prompts[path] = user
+        if path in self.hang:
+            await asyncio.Event().wait()  # until the client goes away
         async with self.changed:
             self.in_flight += 1
             self.started += 1
@@ -441,3 +449,120 @@ async def test_bad_input_exits_2_with_one_line(
     err = done.stderr.decode()
     assert done.returncode == 2, err
     assert err.startswith(f"fallover: {message}") and err.count("\n") == 1, err
+
+
+def pools_config(root: Path, base_url: str) -> Path:
+    cfg = root / "fallover.toml"
+    cfg.write_text(
+        f'[providers.fake]\nprotocol = "openai"\nbase_url = "{base_url}/v1"\n'
+        f'api_key = "{SECRET}"\n'
+        '[routing]\nmodels = [{ provider = "fake", model = "down" }, '
+        '{ provider = "fake", model = "main-model" }]\ncooldown = 30\n'
+        '[pools.fast]\nmodels = [{ provider = "fake", model = "fast-model" }]\n'
+    )
+    cfg.chmod(0o600)
+    return cfg
+
+
+async def test_pool_picks_a_named_pool(tmp_path: Path, provider: Provider) -> None:
+    """--pool NAME reviews through [pools.NAME] only."""
+    repo = make_repo(tmp_path)
+    cfg = pools_config(tmp_path, provider.base_url)
+    done = await review(repo, "--diff", "main", "--pool", "fast", "--json", cfg=cfg)
+    assert done.returncode == 0, done.stderr.decode()
+    assert {b["model"] for b in provider.bodies} == {"fast-model"}
+    assert {r["alias"] for r in jsonl(done)} == {"fake/fast-model"}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--pool", "nope"], "no pool named 'nope' (known: fast"),
+        (["--pool", "fast", "--model", "fake/x"], "not allowed with argument"),
+    ],
+)
+async def test_pool_errors_exit_2(
+    tmp_path: Path, provider: Provider, args: list[str], message: str
+) -> None:
+    """An unknown pool, or a pool and a pinned model together: exit 2, nobody asked."""
+    repo = make_repo(tmp_path)
+    done = await review(
+        repo, "--diff", "main", *args, cfg=pools_config(tmp_path, provider.base_url)
+    )
+    assert done.returncode == 2
+    assert message in done.stderr.decode()
+    assert provider.bodies == []
+
+
+async def test_unknown_pool_without_a_config_is_not_the_simulator(tmp_path: Path) -> None:
+    """--pool with nothing configured names the missing pool instead of using the simulator."""
+    repo = make_repo(tmp_path)
+    done = await review(repo, "--diff", "main", "--pool", "fast")
+    err = done.stderr.decode()
+    assert done.returncode == 2, err
+    assert "no pool named 'fast'" in err and "simulator" not in err
+
+
+@pytest.mark.parametrize("verbose", [True, False])
+async def test_verbose_shows_the_fallover_log(
+    tmp_path: Path, provider: Provider, verbose: bool
+) -> None:
+    """--verbose prints the fallover logger's INFO lines (a park) to stderr; without it, none."""
+    repo = make_repo(tmp_path)
+    provider.down = {"down"}
+    flag = ["--verbose"] if verbose else []
+    cfg = pools_config(tmp_path, provider.base_url)
+    done = await review(repo, "--diff", "main", "src/added.py", *flag, cfg=cfg)
+    err = done.stderr.decode()
+    assert done.returncode == 0, err
+    logged = [line for line in err.splitlines() if line.startswith("fallover: ")]
+    if verbose:
+        assert any("fake/down" in line for line in logged), err
+    else:
+        assert logged == []
+    assert "Tokens: fake/main-model 100 in, 10 out" in err
+    assert SECRET not in err
+
+
+async def test_ctrl_c_exits_130_and_keeps_what_finished(tmp_path: Path, provider: Provider) -> None:
+    """SIGINT during a --diff review: exit 130 promptly, the finished file printed as JSON."""
+    repo = make_repo(tmp_path)
+    provider.hang = {"src/modified.py"}
+    cfg = config(tmp_path, provider.base_url)
+    proc = await anyio.open_process(
+        [
+            sys.executable,
+            "-m",
+            "fallover._cli",
+            "review",
+            "--diff",
+            "main",
+            "--json",
+            "--concurrency",
+            "1",
+            "--config",
+            str(cfg),
+        ],
+        cwd=repo,
+        env=env(tmp_path),
+    )
+    try:
+        with anyio.fail_after(30):
+            while "src/modified.py" not in provider.prompts:
+                await anyio.sleep(0.02)  # waiting on another process's requests
+        proc.send_signal(signal.SIGINT)
+        start = anyio.current_time()
+        with anyio.fail_after(10):
+            code = await proc.wait()
+        elapsed = anyio.current_time() - start
+        assert proc.stdout is not None and proc.stderr is not None
+        out = (await proc.stdout.receive()).decode()
+        err = (await proc.stderr.receive()).decode()
+    finally:
+        if proc.returncode is None:
+            proc.kill()  # never leave a hung child behind a failed assertion
+        await proc.aclose()
+    assert code == 130
+    assert elapsed < 5  # a guard against hanging, not a timing benchmark
+    assert "Traceback" not in err and "Reviewed 1 of 4 files" in err and "3 not finished" in err
+    assert [json.loads(line)["path"] for line in out.splitlines()] == ["src/added.py"]

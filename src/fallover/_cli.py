@@ -112,7 +112,7 @@ async def review(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return 0
     config = load_config(args.config)
     sim: Simulator | None = None
-    if unconfigured(config, args.model):
+    if args.pool is None and unconfigured(config, args.model):
         sim = Simulator(EMBEDDED)
         await sim.start()
         client: LLMClient = _embedded_pool(sim)
@@ -123,7 +123,7 @@ async def review(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             file=err,
         )
     else:
-        client = build_client(config, args.model)
+        client = build_client(config, args.model, pool=args.pool)
     done: dict[int, FileReview] = {}
     start = time.perf_counter()
     bar = progress(len(changes), enabled=fmt == "text" and err.isatty())
@@ -243,7 +243,9 @@ def _parser() -> argparse.ArgumentParser:
         help="review the files changed since git revision REV (under PATH..., if given)",
     )
     r.add_argument("--config", metavar="F", help="config file (default: the lookup chain)")
-    r.add_argument("--model", metavar="P/M", help="pin one provider/model, ignoring routing")
+    which = r.add_mutually_exclusive_group()
+    which.add_argument("--model", metavar="P/M", help="pin one provider/model, ignoring routing")
+    which.add_argument("--pool", metavar="NAME", help="use the pool [pools.NAME] of the config")
     r.add_argument(
         "--concurrency", type=_positive_int, default=_defaults.REVIEW_CONCURRENCY, metavar="N"
     )

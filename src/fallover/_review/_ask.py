@@ -1,7 +1,8 @@
 """How one file is asked of the pool: with the findings schema where a member takes it.
 
 The fallback for members without ``json_schema`` is decided per request, so it
-works for a single client and for a pool alike (docs/architecture.md, "review"):
+works for a single client and for a pool alike (docs/review.md, "Members without
+structured output"):
 
 1. The structured request (``response_format=FINDINGS_SCHEMA``) is sent when the
    client can take it: for a pool, when at least one member declares

@@ -1,9 +1,9 @@
 """Findings: the JSON a reviewer answers with, its schema, and the check on return.
 
 The same check runs whether the member was held to the schema by structured
-output or only asked for JSON in the prompt (docs/architecture.md, "review"):
-a reply is accepted only when it parses and every finding names the file it
-was sent and a line that exists in the new version of that file.
+output or only asked for JSON in the prompt (docs/review.md, "Members without
+structured output"): a reply is accepted only when it parses and every finding
+names the file it was sent and a line that exists in the new version of that file.
 """
 
 from __future__ import annotations

@@ -86,7 +86,8 @@ def review_request(change: Change, instruction: str, *, structured: bool) -> Cha
     """The request reviewing ``change``: held to the findings schema when ``structured``.
 
     Without the schema the same messages go out: they spell out the JSON in words,
-    and the answer is checked the same way (docs/architecture.md, "review").
+    and the answer is checked the same way (docs/review.md, "Members without
+    structured output").
     """
     explain, lines = _body(change)
     fence = _fence(lines)
