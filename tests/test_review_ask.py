@@ -12,7 +12,7 @@ import anyio
 import fallover
 from fallover._review import FINDINGS_SCHEMA, Change, FileReview, collect_files, review_all
 
-Handler = Callable[[fallover.ChatRequest], Awaitable[str]]
+Handler = Callable[[fallover.ChatRequest], Awaitable[str | fallover.ChatResponse]]
 ALL = frozenset({"tools", "vision", "json_schema", "reasoning"})
 NO_SCHEMA = ALL - {"json_schema"}
 
@@ -43,8 +43,10 @@ class Member:
 
     async def complete(self, request: fallover.ChatRequest) -> fallover.ChatResponse:
         self.requests.append(request)
-        text = await self._handler(request)
-        return fallover.ChatResponse(text=text, model="m", alias=self.alias)
+        answer = await self._handler(request)
+        if isinstance(answer, fallover.ChatResponse):
+            return answer
+        return fallover.ChatResponse(text=answer, model="m", alias=self.alias)
 
     def stream(self, request: fallover.ChatRequest, **kw: Any) -> Any:
         raise NotImplementedError
@@ -134,6 +136,22 @@ async def test_the_plain_answer_is_validated_the_same_way(tmp_path: Any) -> None
     assert not result.ok
     assert result.error == "malformed findings: findings[0].line 3 is not a line of the file (1..2)"
     assert result.response is not None and '"line": 3' in result.response.text
+
+
+async def test_a_reply_cut_off_at_the_token_limit_says_so(tmp_path: Any) -> None:
+    """A truncated reply fails as malformed, and the error names the token limit."""
+    changes = one_file(tmp_path)
+
+    async def answer(request: fallover.ChatRequest) -> fallover.ChatResponse:
+        text = finding(changes[0].path)[:30]
+        return fallover.ChatResponse(text=text, model="m", alias="a", finish_reason="length")
+
+    (result,) = await run(Member(answer), changes)
+    assert not result.ok
+    assert result.error is not None
+    assert result.error.startswith(
+        "malformed findings: the reply was cut off at the token limit; the reply is not JSON"
+    )
 
 
 async def test_a_failed_structured_call_with_skipped_members_is_asked_plainly(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import signal
 import subprocess
@@ -566,3 +567,36 @@ async def test_ctrl_c_exits_130_and_keeps_what_finished(tmp_path: Path, provider
     assert elapsed < 5  # a guard against hanging, not a timing benchmark
     assert "Traceback" not in err and "Reviewed 1 of 4 files" in err and "3 not finished" in err
     assert [json.loads(line)["path"] for line in out.splitlines()] == ["src/added.py"]
+
+
+async def test_a_closed_pipe_ends_quietly(tmp_path: Path, provider: Provider) -> None:
+    """A reader that goes away (`| head`) ends the command without a traceback."""
+    repo = make_repo(tmp_path)
+    cfg = config(tmp_path, provider.base_url)
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        with anyio.fail_after(60):
+            done = await anyio.run_process(
+                [
+                    sys.executable,
+                    "-m",
+                    "fallover._cli",
+                    "review",
+                    "--diff",
+                    "main",
+                    "--format",
+                    "sarif",
+                    "--config",
+                    str(cfg),
+                ],
+                check=False,
+                cwd=repo,
+                env=env(tmp_path),
+                stdout=write,
+            )
+    finally:
+        os.close(write)
+    err = done.stderr.decode()
+    assert done.returncode == 141, err
+    assert "Traceback" not in err and "BrokenPipeError" not in err

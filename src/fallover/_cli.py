@@ -27,13 +27,13 @@ from ._review import (
     UsageError,
     collect_diff,
     collect_files,
+    progress,
     review_all,
     summary,
     write_jsonl,
     write_sarif,
     write_text,
 )
-from ._review._progress import progress
 from ._router import AsyncRouter
 from .testing import Fault, Scenario, Simulator, load_scenario
 
@@ -126,7 +126,7 @@ async def review(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         client = build_client(config, args.model, pool=args.pool)
     done: dict[int, FileReview] = {}
     start = time.perf_counter()
-    bar = progress(len(changes), enabled=fmt == "text" and err.isatty())
+    bar = progress(len(changes), enabled=err.isatty())
     try:
         async with client:
 
@@ -308,6 +308,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FalloverError as exc:  # pragma: no cover - review reports per file
         print(f"fallover: {exc}", file=err)
         return 1
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, as other command-line tools do,
+        # and keep the interpreter's final flush from failing again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt:
         print("fallover: interrupted", file=err)
         return 130

@@ -78,6 +78,8 @@ async def ask(client: LLMClient, change: Change, instruction: str) -> FileReview
     try:
         findings = parse_findings(response.text, change)
     except MalformedFindings as exc:
+        if response.finish_reason == "length":
+            exc = MalformedFindings(f"the reply was cut off at the token limit; {exc}")
         return FileReview(
             change=change,
             findings=None,
