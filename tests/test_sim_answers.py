@@ -369,6 +369,26 @@ async def test_max_tokens_cuts_the_answer(simulator: SimFactory) -> None:
     assert message.stop_reason == "max_tokens" and message.usage.output_tokens == 3
 
 
+async def test_stop_sequences_end_the_text(simulator: SimFactory) -> None:
+    """The text ends before the earliest stop sequence; Anthropic names the sequence."""
+    sim = await simulator(m=Fault(reply="one two three four"))
+    async with oai(sim) as client:
+        completion = await client.chat.completions.create(
+            model="m", messages=HELLO, stop=["four", " three"]
+        )
+    assert completion.choices[0].message.content == "one two"
+    assert completion.choices[0].finish_reason == "stop"
+    async with (
+        claude(sim) as client,
+        client.messages.stream(
+            model="m", max_tokens=100, messages=HELLO, stop_sequences=["two"]
+        ) as stream,
+    ):
+        message = await stream.get_final_message()
+    assert message.content[0].type == "text" and message.content[0].text == "one "
+    assert message.stop_reason == "stop_sequence" and message.stop_sequence == "two"
+
+
 async def test_after_keeps_the_answer_shape(simulator: SimFactory) -> None:
     """During `after`, faults are off but reasoning and tool settings still describe the model."""
     sim = await simulator(m=Fault(after=1, statuses=[503], reasoning="hmm"))

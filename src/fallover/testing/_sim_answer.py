@@ -18,9 +18,9 @@ from typing import Any, Literal
 from .._review._simulated import findings_answer
 from .._types import ChatRequest, Message
 from ._sim_scenario import Fault
-from ._sim_wire import Call, Turn, signature
+from ._sim_wire import Call, Turn
 
-__all__ = ["Offer", "example", "pieces", "plan", "prompt_text", "thinking_problem"]
+__all__ = ["Offer", "example", "pieces", "plan", "prompt_text"]
 
 _DEFAULT_REASONING = (
     "Let me read the request carefully, check each part against what I know, "
@@ -64,23 +64,6 @@ def prompt_text(body: dict[str, Any]) -> str:
     return "\n".join(t for t in texts if t)
 
 
-def thinking_problem(body: dict[str, Any]) -> str | None:
-    """Why the Messages API would refuse the thinking blocks replayed in ``body``, if it would.
-
-    Like the real API, a thinking block must come back with the signature it was given.
-    """
-    for i, message in enumerate(_messages(body)):
-        if message.get("role") != "assistant":
-            continue
-        for j, block in enumerate(message.get("content") or []):
-            if not isinstance(block, dict) or block.get("type") != "thinking":
-                continue
-            text = block.get("thinking")
-            if not isinstance(text, str) or block.get("signature") != signature(text):
-                return f"messages.{i}.content.{j}: Invalid `signature` in `thinking` block"
-    return None
-
-
 # -- the request, read the same for both protocols -----------------------------------------
 
 
@@ -97,6 +80,15 @@ class Offer:
     schema: dict[str, Any] | None  # a JSON schema the answer must follow
     json_mode: bool  # any JSON object will do
     max_tokens: int | None
+    stop: tuple[str, ...]  # stop sequences
+
+
+def _strings(value: object) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list):
+        return tuple(v for v in value if isinstance(v, str) and v)
+    return ()
 
 
 def _offer_openai(body: dict[str, Any]) -> Offer:
@@ -128,6 +120,7 @@ def _offer_openai(body: dict[str, Any]) -> Offer:
         schema=schema,
         json_mode=isinstance(fmt, dict) and fmt.get("type") == "json_object",
         max_tokens=limit if isinstance(limit, int) else None,
+        stop=_strings(body.get("stop")),
     )
 
 
@@ -163,6 +156,7 @@ def _offer_anthropic(body: dict[str, Any]) -> Offer:
         schema=schema,
         json_mode=False,
         max_tokens=limit if isinstance(limit, int) else None,
+        stop=_strings(body.get("stop_sequences")),
     )
 
 
@@ -292,6 +286,15 @@ def _answer_text(body: dict[str, Any], offer: Offer, fault: Fault) -> str:
     return json.dumps({"answer": text}) if offer.json_mode else text
 
 
+def _until_stop(text: str, stops: tuple[str, ...]) -> tuple[str, str | None]:
+    """The text up to the earliest stop sequence (which is not sent), and that sequence."""
+    found = [(text.find(stop), stop) for stop in stops if stop in text]
+    if not found:
+        return text, None
+    at, stop = min(found)
+    return text[:at], stop
+
+
 def plan(body: dict[str, Any], fault: Fault, *, protocol: str, call_id: str) -> Turn:
     """The answer to ``body`` under ``fault``; ``call_id`` prefixes its tool-call ids."""
     offer = _offer_anthropic(body) if protocol == "anthropic" else _offer_openai(body)
@@ -305,8 +308,8 @@ def plan(body: dict[str, Any], fault: Fault, *, protocol: str, call_id: str) -> 
         calls = _calls(offer, fault, call_id)
         turn = Turn(reasoning=reasoning, reasoning_pause=pause, calls=calls, finish="tool_calls")
     else:
-        text = pieces(_answer_text(body, offer, fault))
-        turn = Turn(reasoning=reasoning, reasoning_pause=pause, text=text)
+        text, stopped = _until_stop(_answer_text(body, offer, fault), offer.stop)
+        turn = Turn(reasoning=reasoning, reasoning_pause=pause, text=pieces(text), stop=stopped)
     if offer.max_tokens is not None and turn.output_tokens > offer.max_tokens:
         # Out of tokens: the answer stops mid-way, as a real model's does.
         keep = max(offer.max_tokens - len(reasoning), 0)

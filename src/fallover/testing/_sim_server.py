@@ -18,7 +18,8 @@ from typing import Any, Literal, Self, TypeAlias
 
 from aiohttp import web
 
-from ._sim_answer import plan, prompt_text, thinking_problem
+from ._sim_answer import plan, prompt_text
+from ._sim_checks import problem
 from ._sim_limits import Limits, Refusal, go_duration
 from ._sim_scenario import Fault, Scenario
 from ._sim_wire import (
@@ -233,8 +234,8 @@ class Simulator:
             return _error(
                 protocol, 400, "invalid_request_error", "anthropic-version missing", headers
             )
-        if protocol == "anthropic" and (problem := thinking_problem(body)):
-            return _error(protocol, 400, "invalid_request_error", problem, headers)
+        if invalid := problem(body, protocol):
+            return _error(protocol, 400, "invalid_request_error", invalid, headers)
         if refusal is not None:
             headers |= self._limits.headers(model, fault, protocol)
             return _rate_limited(protocol, model, fault, refusal, headers)

@@ -75,6 +75,7 @@ class Turn:
     calls: tuple[Call, ...] = ()
     refusal: tuple[str, ...] = ()
     finish: Finish = "stop"
+    stop: str | None = None  # the stop sequence that ended the text, if one did
     reasoning_pause: float = 0.0  # seconds before each reasoning delta (a thinking phase)
 
     @property
@@ -227,6 +228,10 @@ def _anthropic_blocks(turn: Turn) -> list[dict[str, Any]]:
     return blocks
 
 
+def _stop_reason(turn: Turn) -> str:
+    return "stop_sequence" if turn.stop is not None else _STOP_REASON[turn.finish]
+
+
 def _stop_details(turn: Turn) -> dict[str, Any] | None:
     """A refusal stops the message with its reason in ``stop_details``, not as text."""
     if turn.finish == "refusal":
@@ -253,8 +258,8 @@ def anthropic_message(turn: Turn, reply: Reply) -> dict[str, Any]:
         "role": "assistant",
         "model": reply.model,
         "content": _anthropic_blocks(turn),
-        "stop_reason": _STOP_REASON[turn.finish],
-        "stop_sequence": None,
+        "stop_reason": _stop_reason(turn),
+        "stop_sequence": turn.stop,
         "stop_details": _stop_details(turn),
         "usage": _anthropic_usage(reply, turn.output_tokens),
     }
@@ -321,8 +326,8 @@ def anthropic_events(turn: Turn, reply: Reply) -> list[Frame]:
             {
                 "type": "message_delta",
                 "delta": {
-                    "stop_reason": _STOP_REASON[turn.finish],
-                    "stop_sequence": None,
+                    "stop_reason": _stop_reason(turn),
+                    "stop_sequence": turn.stop,
                     "stop_details": _stop_details(turn),
                 },
                 "usage": {"output_tokens": turn.output_tokens},
