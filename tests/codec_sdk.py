@@ -62,10 +62,25 @@ def _drain(value: Any) -> None:
             _drain(v)
 
 
-def valid_body(protocol: str, body: bytes, *, stream: bool = False) -> dict[str, Any]:
-    """``body`` decoded, after the SDK's request type for ``protocol`` accepted it."""
+def _without(value: Any, keys: frozenset[str]) -> Any:
+    if isinstance(value, dict):
+        return {k: _without(v, keys) for k, v in value.items() if k not in keys}
+    if isinstance(value, list):
+        return [_without(v, keys) for v in value]
+    return value
+
+
+def valid_body(
+    protocol: str, body: bytes, *, stream: bool = False, beyond: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """``body`` decoded, after the SDK's request type for ``protocol`` accepted it.
+
+    ``beyond`` names fields the SDK's types do not have (a provider's own
+    extensions, sent by the SDK as ``extra_body``): they are left out of the
+    check, wherever they are, and kept in the returned body.
+    """
     decoded = msgspec.json.decode(body)
     kind = protocol + ("-stream" if stream else "")
-    _drain(_validator(kind).validate_python(decoded))
+    _drain(_validator(kind).validate_python(_without(decoded, frozenset(beyond))))
     assert isinstance(decoded, dict)
     return decoded
