@@ -15,9 +15,10 @@ from typing import Any, Literal, NamedTuple
 import msgspec
 
 from . import _errors as e
+from ._redact import redact, redact_url
 from ._retry_after import parse_retry_after
 
-__all__ = ["Verdict", "error_from_http", "error_from_payload", "redact", "redact_url", "verdict"]
+__all__ = ["Verdict", "error_from_http", "error_from_payload", "verdict"]
 
 
 class Verdict(NamedTuple):
@@ -130,94 +131,140 @@ _ZHIPU = {
     "1304": e.QuotaExhausted,  # daily call limit reached
     "1305": e.RateLimited,  # too much traffic
 }
+# Messages are lower-cased once and searched without IGNORECASE: this runs on every failure.
 _CONTEXT_WORDS = re.compile(
     r"context.length|context window|maximum context|prompt is too long|too many tokens"
     r"|exceeded model token limit|input is too long|input length|reduce the length"
-    r"|exceeds the (model's )?(maximum|max)",
-    re.IGNORECASE,
+    r"|exceeds the (?:model's )?(?:maximum|max)"
 )
 _QUOTA_WORDS = re.compile(
-    r"insufficient (balance|quota|credit)|credit balance is too low|spend(ing)? limit"
-    r"|daily quota|quota (has been )?exceeded|exceeded your current quota.*billing"
-    r"|billing details|out of credits",
-    re.IGNORECASE,
+    r"insufficient (?:balance|quota|credit)|credit balance is too low|spend(?:ing)? limit"
+    r"|daily quota|quota (?:has been )?exceeded|exceeded your current quota.*billing"
+    r"|billing details|out of credits"
 )
-_FILTER_WORDS = re.compile(r"content (management )?policy|content filter|safety system", re.I)
-_SECRETISH = re.compile(r"\b(sk|key|ak|pk)-[A-Za-z0-9_\-*]{6,}")
+_FILTER_WORDS = re.compile(r"content (?:management )?policy|content filter|safety system")
 
 
-def redact(text: str, secret: str | None = None) -> str:
-    """Remove a key (and anything that looks like one) from text we show."""
-    if secret:
-        text = text.replace(secret, "[redacted]")
-    return _SECRETISH.sub(r"\1-[redacted]", text)
+def _any_of(options: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile("|".join(re.escape(o) for o in options))
 
 
-def redact_url(url: str) -> str:
-    """A URL without its credentials (``redis://user:pw@host`` → ``redis://***@host``)."""
-    head, sep, rest = url.partition("://")
-    if sep and "@" in rest.split("/", 1)[0]:
-        return f"{head}://***@{rest.split('@', 1)[1]}"
-    return url
+_CONTEXT_MARK = _any_of(_CONTEXT)
+_FILTERED_MARK = _any_of(_FILTERED)
+_QUOTA_MARK = _any_of(_QUOTA)
+_AUTH_MARK = _any_of(_AUTH)
+_NOT_FOUND_MARK = _any_of(_NOT_FOUND)
+_RATE_MARK = _any_of(_RATE)
+_OVERLOADED_MARK = _any_of(_OVERLOADED)
 
 
 class _Fields(NamedTuple):
-    markers: str
-    code: str | None
+    markers: str  # error.code, .type and .status, lower-cased, space-separated
+    code: str | None  # the first of code, type and status that is set
     message: str
 
 
 def _fields(payload: Any) -> _Fields | None:
-    """Pull type/code/status/message out of the usual error envelopes."""
-    if isinstance(payload, list) and payload:  # Gemini sometimes wraps the error in a list
+    """Pull code/type/status/message out of the usual error envelopes, once."""
+    if type(payload) is list and payload:  # Gemini sometimes wraps the error in a list
         payload = payload[0]
     if not isinstance(payload, dict):
         return None
-    err = payload.get("error", payload if "type" in payload or "code" in payload else None)
+    err = payload.get("error")
+    if err is None and ("type" in payload or "code" in payload):
+        err = payload
     if isinstance(err, str):  # {"error": "message"} (Ollama, some proxies)
         return _Fields("", None, err)
     if not isinstance(err, dict):
         return None
-    parts = [err.get(k) for k in ("type", "code", "status")]
-    words = [str(p).lower() for p in parts if p is not None and p != ""]
-    code = next((str(p) for p in (err.get("code"), err.get("type"), err.get("status")) if p), None)
+    code: str | None = None
+    markers = ""
+    for key in ("code", "type", "status"):
+        value = err.get(key)
+        if not value:
+            continue
+        text = value if isinstance(value, str) else str(value)
+        if code is None:
+            code = text
+        markers = f"{markers} {text}" if markers else text
     message = err.get("message")
-    return _Fields(" ".join(words), code, message if isinstance(message, str) else "")
+    return _Fields(markers.lower(), code, message if isinstance(message, str) else "")
 
 
-def _has(markers: str, options: tuple[str, ...]) -> bool:
-    return any(o in markers for o in options)
+# The same few errors come back again and again (a throttled provider answers every
+# call alike), so each distinct (status, fields) decision is made once and looked up after.
+_PICKED: dict[tuple[int | None, _Fields | None], type[e.ProviderError]] = {}
+_PICKED_MAX = 1024
 
 
 def _pick(status: int | None, f: _Fields | None) -> type[e.ProviderError]:
-    markers = f.markers if f else ""
-    message = f.message if f else ""
-    if f and f.code in _ZHIPU:
-        return _ZHIPU[f.code]
-    if status == 413 or _has(markers, _CONTEXT) or _CONTEXT_WORDS.search(message):
+    key = (status, f)
+    cls = _PICKED.get(key)
+    if cls is None:
+        cls = _decide(status, f)
+        if len(_PICKED) >= _PICKED_MAX:
+            _PICKED.clear()
+        _PICKED[key] = cls
+    return cls
+
+
+def _decide(status: int | None, f: _Fields | None) -> type[e.ProviderError]:
+    markers = message = ""
+    if f is not None:
+        if f.code is not None and f.code in _ZHIPU:
+            return _ZHIPU[f.code]
+        markers = f.markers
+        message = f.message.lower()
+    if status == 413 or _CONTEXT_MARK.search(markers) or _CONTEXT_WORDS.search(message):
         return e.ContextTooLong
-    if _has(markers, _FILTERED) or (status == 400 and _FILTER_WORDS.search(message)):
+    if _FILTERED_MARK.search(markers) or (status == 400 and _FILTER_WORDS.search(message)):
         return e.ContentFiltered
-    if status == 402 or _has(markers, _QUOTA) or _QUOTA_WORDS.search(message):
+    if status == 402 or _QUOTA_MARK.search(markers) or _QUOTA_WORDS.search(message):
         return e.QuotaExhausted
-    if status in (401, 403) or _has(markers, _AUTH):
+    if status == 401 or status == 403 or _AUTH_MARK.search(markers):
         return e.AuthFailed
-    if status == 404 or _has(markers, _NOT_FOUND):
+    if status == 404 or _NOT_FOUND_MARK.search(markers):
         return e.ModelNotFound
-    if status in (429, 409) or _has(markers, _RATE):
+    if status == 429 or status == 409 or _RATE_MARK.search(markers):
         return e.RateLimited
-    if status == 529 or _has(markers, _OVERLOADED):
+    if status == 529 or _OVERLOADED_MARK.search(markers):
         return e.ServerFailed
     if status is not None and status >= 500:
         return e.ServerFailed
-    if status in (400, 422) or "invalid_request" in markers or "invalid" in markers:
-        return e.BadRequest
-    if status is not None and 400 <= status < 500:
+    if (status is not None and 400 <= status < 500) or "invalid" in markers:
         return e.BadRequest
     return e.MalformedResponse
 
 
 _decode_any = msgspec.json.Decoder().decode
+
+
+def _error(
+    f: _Fields | None,
+    *,
+    alias: str,
+    status: int | None,
+    retry_after: float | None,
+    secret: str | None,
+) -> e.ProviderError:
+    cls = _pick(status, f)
+    message = "provider reported an error"
+    code = None
+    if f is not None:
+        message = f.message or message
+        if f.code is not None:
+            # A provider may echo the key in any field, the code included.
+            code = redact(f.code, secret)
+            if f.code not in message:
+                message = f"{f.code}: {message}"
+    # Redact first, then cut: a cut must not leave a key's prefix behind.
+    return cls(
+        redact(message, secret)[:500],
+        alias=alias,
+        status=status,
+        retry_after=retry_after,
+        code=code,
+    )
 
 
 def error_from_payload(
@@ -229,17 +276,8 @@ def error_from_payload(
     secret: str | None = None,
 ) -> e.ProviderError:
     """Classify an already-decoded error body (or an SSE error event)."""
-    f = _fields(payload)
-    cls = _pick(status, f)
-    message = (f.message if f and f.message else "") or "provider reported an error"
-    if f and f.code and f.code not in message:
-        message = f"{f.code}: {message}"
-    return cls(
-        redact(message[:500], secret),
-        alias=alias,
-        status=status,
-        retry_after=retry_after,
-        code=f.code if f else None,
+    return _error(
+        _fields(payload), alias=alias, status=status, retry_after=retry_after, secret=secret
     )
 
 
@@ -253,19 +291,19 @@ def error_from_http(
 ) -> e.ProviderError:
     """Classify a non-2xx HTTP answer from its status, headers and body."""
     retry_after = parse_retry_after(headers)
-    try:
-        payload = _decode_any(body) if body else None
-    except msgspec.DecodeError:
-        payload = None
-    if payload is not None and _fields(payload) is not None:
-        return error_from_payload(
-            payload, alias=alias, status=status, retry_after=retry_after, secret=secret
-        )
+    f = None
+    if body:
+        try:
+            f = _fields(_decode_any(body))
+        except msgspec.DecodeError:
+            f = None
+    if f is not None:
+        return _error(f, alias=alias, status=status, retry_after=retry_after, secret=secret)
     cls = _pick(status, None)
-    kind = "an HTML page" if body.lstrip()[:1] == b"<" else f"{len(body)} bytes"
     if 300 <= status < 400:
-        where = headers.get("location", "?")
+        where = redact_url(headers.get("location", "?"), secret)
         message = f"redirect to {where} not followed (check base_url)"
     else:
+        kind = "an HTML page" if body.lstrip()[:1] == b"<" else f"{len(body)} bytes"
         message = f"HTTP {status} with {kind} instead of an error object"
-    return cls(redact(message, secret), alias=alias, status=status, retry_after=retry_after)
+    return cls(message, alias=alias, status=status, retry_after=retry_after)
