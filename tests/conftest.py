@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 import fallover
+import fallover.testing
 from fallover.testing import Fault, Scenario, Simulator
 
 SECRET = "sk-SENTINEL-do-not-leak-0123456789"
@@ -55,53 +56,25 @@ async def simulator() -> AsyncIterator[SimFactory]:
         await sim.close()
 
 
-class Recorder:
-    """Stands in for a client's sleep: records delays, sleeps for none."""
-
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.delays.append(seconds)
-
-
-def no_sleep(client: fallover.OpenAIClient | fallover.AnthropicClient) -> Recorder:
-    rec = Recorder()
-    client._sleep = rec
-    return rec
-
-
-class Capture:
-    """A loopback server that records each request and answers with ``payload``."""
-
-    def __init__(self) -> None:
-        self.payload: object = {}
-        self.status = 200
-        self.requests: list[tuple[str, dict[str, str], object]] = []
-        self.base_url = ""
+@pytest.fixture(autouse=True)
+def _real_backoff() -> Iterator[None]:
+    """Every test starts and ends with real backoff waits, whatever it switched on."""
+    with fallover.testing.set_testing(False):
+        yield
 
 
 @pytest.fixture
-async def capture() -> AsyncIterator[Capture]:
-    """Start a recording server; set ``capture.payload`` before calling it."""
-    from aiohttp import web
+def waits() -> Iterator[list[float]]:
+    """Backoff waits are instant in this test; the list holds the waits asked for, in order."""
+    with fallover.testing.set_testing(True) as asked:
+        yield asked
 
-    cap = Capture()
 
-    async def handle(request: web.Request) -> web.Response:
-        cap.requests.append((request.path, dict(request.headers), await request.json()))
-        return web.json_response(cap.payload, status=cap.status)
+class Recorder:
+    """Makes every backoff wait instant for the rest of the test; ``delays`` records them."""
 
-    app = web.Application()
-    app.router.add_post("/{tail:.*}", handle)
-    runner = web.AppRunner(app, shutdown_timeout=0.1)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    cap.base_url = f"http://127.0.0.1:{port}"
-    yield cap
-    await runner.cleanup()
+    def __init__(self) -> None:
+        self.delays: list[float] = fallover.testing.set_testing(True).waits
 
 
 @pytest.fixture

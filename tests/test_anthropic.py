@@ -6,9 +6,9 @@ import anyio
 import pytest
 
 import fallover as f
-from fallover.testing import Fault
+from fallover.testing import Fault, MockTransport, Response
 
-from .conftest import SECRET, Capture, SimFactory, ask
+from .conftest import SECRET, SimFactory, ask
 
 
 def an(base: str, **kw: object) -> f.AnthropicClient:
@@ -20,15 +20,16 @@ async def collect(c: f.LLMClient) -> list[f.StreamEvent]:
         return [e async for e in c.stream(ask())]
 
 
-async def test_request_shape_and_headers(capture: Capture) -> None:
+async def test_request_shape_and_headers() -> None:
     """System messages go top-level; x-api-key and anthropic-version are sent."""
-    capture.payload = {
+    payload = {
         "model": "m-1",
         "content": [{"type": "text", "text": "hi"}],
         "stop_reason": "end_turn",
         "usage": {"input_tokens": 5, "output_tokens": 1},
     }
-    async with an(capture.base_url) as c:
+    transport = MockTransport(lambda r: Response(json=payload))
+    async with f.AnthropicClient(model="m", api_key=SECRET, transport=transport) as c:
         req = f.ChatRequest(
             messages=[
                 f.Message(role="system", content="be brief"),
@@ -36,24 +37,29 @@ async def test_request_shape_and_headers(capture: Capture) -> None:
             ]
         )
         resp = await c.complete(req)
-    ((path, headers, sent),) = capture.requests
-    assert path == "/v1/messages"
-    assert sent == {
+    (sent,) = transport.requests
+    assert sent.url == "https://api.anthropic.com/v1/messages"
+    assert sent.json() == {
         "model": "m",
         "messages": [{"role": "user", "content": "x"}],
         "max_tokens": 4096,
         "system": "be brief",
     }
-    assert headers["x-api-key"] == SECRET
-    assert headers["anthropic-version"] == "2023-06-01"
+    assert sent.headers["x-api-key"] == SECRET
+    assert sent.headers["anthropic-version"] == "2023-06-01"
+    assert "Authorization" not in sent.headers
     assert resp.text == "hi"
     assert resp.usage == f.Usage(input_tokens=5, output_tokens=1)
+    assert resp.finish_reason == "stop"
 
 
-def test_base_url_with_or_without_v1() -> None:
-    """Both the SDK's base URL and one ending in /v1 reach /v1/messages."""
-    assert an("https://x.test")._url() == "https://x.test/v1/messages"
-    assert an("https://x.test/v1")._url() == "https://x.test/v1/messages"
+async def test_a_refusal_with_no_text_is_content_filtered() -> None:
+    """stop_reason refusal with no text raises ContentFiltered, not an empty answer."""
+    payload = {"model": "m", "content": [], "stop_reason": "refusal"}
+    transport = MockTransport(lambda r: Response(json=payload))
+    async with f.AnthropicClient(model="m", transport=transport) as c:
+        with pytest.raises(f.ContentFiltered):
+            await c.complete(ask())
 
 
 async def test_stream_events(simulator: SimFactory) -> None:
@@ -66,7 +72,7 @@ async def test_stream_events(simulator: SimFactory) -> None:
     assert isinstance(done, f.Completed)
     assert done.response.model == "claude-x"
     assert done.response.usage == f.Usage(input_tokens=4, output_tokens=2)
-    assert done.response.finish_reason == "end_turn"
+    assert done.response.finish_reason == "stop"
 
 
 async def test_missing_message_stop_is_an_error(simulator: SimFactory) -> None:

@@ -7,7 +7,7 @@ import json
 import pytest
 
 import fallover as f
-from fallover._classify import error_from_http, error_from_payload, redact, verdict
+from fallover._classify import error_from_http, error_from_payload, verdict
 
 
 def classify(status: int, body: object, headers: dict[str, str] | None = None) -> f.ProviderError:
@@ -264,7 +264,6 @@ def test_keys_in_provider_messages_are_redacted() -> None:
     )
     assert "abcdef1234567890" not in str(err)
     assert "abcdef1234567890" not in repr(err)
-    assert redact("token key-ABCDEFGH12", None) == "token key-[redacted]"
 
 
 V = {
@@ -297,3 +296,19 @@ def test_stream_interrupted_is_judged_by_its_cause() -> None:
     """A StreamInterrupted takes the verdict of the error that cut it."""
     exc = f.StreamInterrupted("x", partial_text="ab", error=f.RateLimited("r"))
     assert verdict(exc).retry is True
+
+
+def test_a_redirect_names_where_without_credentials() -> None:
+    """A 3xx names its Location, with credentials and key-like query values hidden."""
+    err = error_from_http(307, {"location": "https://u:pw@evil.test/v1?key=abc"}, b"", alias="p/m")
+    assert isinstance(err, f.MalformedResponse)
+    assert "evil.test" in str(err) and "pw@" not in str(err) and "abc" not in str(err)
+
+
+def test_the_same_error_twice_is_classified_alike() -> None:
+    """Repeated errors (the cached decision) keep their class, code and message."""
+    body = openai("requests", "rate_limit_exceeded", "slow down")
+    first, second = classify(429, body), classify(429, body)
+    assert type(first) is type(second) is f.RateLimited
+    assert (first.code, first.message) == (second.code, second.message)
+    assert type(classify(503, body)) is f.RateLimited

@@ -7,7 +7,7 @@ import anyio.lowlevel
 import pytest
 
 import fallover as f
-from fallover._providers._mock import MockAnswer
+from fallover.testing import MockAnswer
 
 from .conftest import ask
 

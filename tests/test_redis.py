@@ -17,7 +17,7 @@ import anyio
 import pytest
 
 import fallover as f
-from fallover._classify import redact_url
+from fallover._redact import redact_url
 from fallover._redis import RedisCooldowns
 
 from .conftest import ask

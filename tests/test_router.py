@@ -9,7 +9,7 @@ import pytest
 from anyio import wait_all_tasks_blocked
 
 import fallover as f
-from fallover._providers._mock import MockAnswer
+from fallover.testing import MockAnswer
 
 from .conftest import FakeClock, ask
 

@@ -38,8 +38,6 @@ def pool(sim: Simulator, **primary: object) -> tuple[f.AsyncRouter, Recorder]:
     a = f.OpenAIClient(model="primary", base_url=sim.base_url + "/v1", api_key="k", **opts)  # type: ignore[arg-type]
     b = f.AnthropicClient(model="backup", base_url=sim.base_url, api_key="k")
     rec = Recorder()
-    a._sleep = rec
-    b._sleep = rec
     return track(f.AsyncRouter([a, b], call_timeout=10)), rec
 
 

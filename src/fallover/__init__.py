@@ -3,6 +3,7 @@
 from ._client import LLMClient
 from ._config import Config, build_client, load_config
 from ._cooldown import CooldownStore, MemoryCooldowns
+from ._endpoint import AnthropicClient, OpenAIClient
 from ._errors import (
     AllModelsFailed,
     AuthFailed,
@@ -27,9 +28,6 @@ from ._errors import (
 )
 from ._fanout import fan_out
 from ._otel import instrument
-from ._providers._anthropic import AnthropicClient
-from ._providers._mock import MockClient
-from ._providers._openai import OpenAIClient
 from ._router import AsyncRouter
 from ._serve import Gateway
 from ._types import (
@@ -52,6 +50,7 @@ from ._types import (
     ToolCallDelta,
     Usage,
 )
+from .testing import MockClient
 
 __version__ = "0.1.0"
 

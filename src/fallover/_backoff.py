@@ -16,6 +16,8 @@ from typing import final
 import anyio
 import anyio.lowlevel
 
+from . import _defaults as d
+
 __all__ = ["MEMBER_RETRIES", "Backoff", "Testing", "set_testing", "sleep"]
 
 
@@ -32,8 +34,8 @@ class Backoff:
     def __init__(
         self,
         *,
-        first: float = 0.5,
-        cap: float = 8.0,
+        first: float = d.BACKOFF_FIRST,
+        cap: float = d.BACKOFF_CAP,
         jitter: bool = True,
         rand: Callable[[], float] = random.random,
     ) -> None:

@@ -15,12 +15,11 @@ from typing import TextIO
 import anyio
 
 from . import __version__, _defaults
-from ._classify import redact_url
 from ._client import LLMClient
 from ._config import Member, Plan, auto_pool, build_client, load_config, plan, unconfigured
+from ._endpoint import AnthropicClient, OpenAIClient
 from ._errors import ConfigError, FalloverError
-from ._providers._anthropic import AnthropicClient
-from ._providers._openai import OpenAIClient
+from ._redact import redact_url
 from ._review import (
     DEFAULT_PROMPT,
     FileReview,

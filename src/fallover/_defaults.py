@@ -22,6 +22,7 @@ __all__ = [
     "IDLE_TIMEOUT",
     "KEY_CMD_TIMEOUT",
     "MAX_BODY_BYTES",
+    "MAX_CONNECTIONS",
     "MAX_LINE_BYTES",
     "MAX_RETRIES",
     "MAX_RETRY_WAIT",
@@ -71,6 +72,10 @@ MAX_BODY_BYTES: Final = 32 * 1024 * 1024
 
 MAX_LINE_BYTES: Final = 1024 * 1024
 """The longest SSE line read from a provider."""
+
+MAX_CONNECTIONS: Final[int | None] = 1000
+"""Connections a client keeps open at once (as the OpenAI SDK); a fan-out's concurrency bounds
+the calls. Waiting for a free one is not counted in the attempt's ``timeout``."""
 
 ANTHROPIC_MAX_TOKENS: Final = 4096
 """``max_tokens`` sent to the Messages API, which requires one, when a request sets none."""

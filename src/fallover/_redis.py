@@ -27,8 +27,8 @@ import anyio
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from ._classify import redact_url
 from ._cooldown import MemoryCooldowns
+from ._redact import redact_url
 
 __all__ = ["RedisCooldowns"]
 

@@ -42,24 +42,19 @@ from ._codecs._sse import SSEDecoder
 from ._redact import redact, redact_url
 
 __all__ = [
-    "DEFAULT_MAX_BODY_BYTES",
-    "DEFAULT_MAX_CONNECTIONS",
-    "DEFAULT_MAX_LINE_BYTES",
     "FINISH_GRACE",
     "AiohttpTransport",
     "Incoming",
     "Request",
     "SSEReader",
     "Transport",
+    "env_proxy",
     "join_url",
     "map_transport_errors",
     "read_body",
+    "translate",
 ]
 
-DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
-DEFAULT_MAX_LINE_BYTES = 1024 * 1024
-# Like the OpenAI SDK's: high enough that a fan-out's own concurrency is what bounds it.
-DEFAULT_MAX_CONNECTIONS = 1000
 # After a finish reason, how long to wait for the trailer (usage, [DONE], message_stop).
 FINISH_GRACE = 1.0
 
@@ -271,7 +266,7 @@ def translate(exc: Exception, *, alias: str, secret: str | None) -> e.ProviderEr
 
 
 @final
-class map_transport_errors:  # noqa: N801  (used as a context manager, like contextlib's)
+class map_transport_errors:
     """Translate foreign exceptions raised in the block into the error tree.
 
     The translated error carries no ``__cause__`` or ``__context__``: aiohttp's

@@ -12,9 +12,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .._client import LLMClient
+from .._endpoint import AnthropicClient, OpenAIClient
 from .._errors import ConfigError
-from .._providers._anthropic import AnthropicClient
-from .._providers._openai import OpenAIClient
 from .._router import AsyncRouter
 from ._keys import read_key
 from ._load import load_config

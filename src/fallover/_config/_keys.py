@@ -14,8 +14,8 @@ import subprocess
 import msgspec
 
 from .. import _defaults as d
-from .._classify import redact
 from .._errors import ConfigError
+from .._redact import redact
 from ._presets import Preset
 from ._schema import ProviderConfig
 

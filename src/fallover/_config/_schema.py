@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal, TypeAlias
 import msgspec
 
 from .. import _defaults as d
-from .._classify import redact_url
+from .._redact import redact_url
 
 __all__ = [
     "Config",

@@ -18,6 +18,8 @@ from multidict import CIMultiDict
 
 from .. import _errors as e
 from .._client import OnInterrupt
+from .._endpoint import missing_capabilities
+from .._rules import check_capabilities
 from .._transport import Incoming, Request, Transport
 from .._types import CAPABILITIES, ChatRequest, ChatResponse, Completed, StreamEvent, TextDelta
 
@@ -167,7 +169,11 @@ class MockClient:
         self._handler = handler
         self._alias = alias
         self._context_window = context_window
-        self._capabilities = _capabilities(capabilities)
+        if isinstance(capabilities, str):
+            raise TypeError(f"capabilities must be a list of names, not {capabilities!r}")
+        self._capabilities = (
+            CAPABILITIES if capabilities is None else check_capabilities(capabilities)
+        )
         self.requests: list[ChatRequest] = []
         self.closed = False
 
@@ -256,24 +262,3 @@ class MockClient:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
-
-
-def _capabilities(given: Iterable[str] | None) -> frozenset[str]:
-    if given is None:
-        return CAPABILITIES
-    if isinstance(given, str):
-        raise TypeError(f"capabilities must be a list of names, not the string {given!r}")
-    caps = frozenset(given)
-    unknown = caps - CAPABILITIES
-    if unknown:
-        raise ValueError(
-            f"capabilities: unknown {', '.join(sorted(unknown))} "
-            f"(choose from {', '.join(sorted(CAPABILITIES))})"
-        )
-    return caps
-
-
-def missing_capabilities(request: ChatRequest, capabilities: frozenset[str]) -> str | None:
-    """Why a client with ``capabilities`` cannot take ``request``, or None."""
-    missing = request.needs - capabilities
-    return f"cannot take {', '.join(sorted(missing))}" if missing else None

@@ -137,7 +137,9 @@ class Simulator:
             self.app, handler_cancellation=True, access_log=None, shutdown_timeout=0.5
         )
         await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port)
+        # A fan-out opens hundreds of connections at once; the default backlog (128) would
+        # drop the rest until the kernel retries them, seconds later.
+        site = web.TCPSite(runner, self.host, self.port, backlog=1024)
         await site.start()
         if self.port == 0:
             self.port = int(runner.addresses[0][1])

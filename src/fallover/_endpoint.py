@@ -1,0 +1,472 @@
+"""One endpoint: a codec, a transport and the member retry loop.
+
+``OpenAIClient`` and ``AnthropicClient`` are this class configured with their
+protocol's codec; everything else is shared and lives here once: the
+settings and their checks, the URL, the headers, one attempt (whole answer or
+stream), the classification of what went wrong (through ``_classify`` and
+``map_transport_errors``), and the retry loop of docs/architecture.md
+("Member retries"), which ``complete`` and ``stream`` both run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Iterable, Mapping
+from types import TracebackType
+from typing import Any, ClassVar, Self, final
+
+import anyio
+import msgspec
+from yarl import URL
+
+from . import _defaults as d
+from . import _errors as e
+from . import _rules
+from ._backoff import MEMBER_RETRIES, sleep
+from ._classify import error_from_http, verdict
+from ._client import OnInterrupt, PoolSettings, current_pool
+from ._codecs._anthropic import AnthropicCodec
+from ._codecs._base import Codec
+from ._codecs._openai import OpenAICodec
+from ._redact import redact_url
+from ._transport import (
+    AiohttpTransport,
+    Incoming,
+    Request,
+    SSEReader,
+    Transport,
+    join_url,
+    map_transport_errors,
+    read_body,
+)
+from ._types import (
+    CAPABILITIES,
+    ChatRequest,
+    ChatResponse,
+    Completed,
+    Restarted,
+    StreamEvent,
+    TextDelta,
+    ToolCallDelta,
+)
+
+__all__ = ["AnthropicClient", "Endpoint", "OpenAIClient", "missing_capabilities"]
+
+log = logging.getLogger("fallover")
+
+
+def missing_capabilities(request: ChatRequest, capabilities: frozenset[str]) -> str | None:
+    """Why a member with ``capabilities`` cannot take ``request``, or None."""
+    missing = request.needs - capabilities
+    return f"cannot take {', '.join(sorted(missing))}" if missing else None
+
+
+class Endpoint:
+    """A client for one endpoint: one model at one base URL with one key."""
+
+    codec: ClassVar[Callable[..., Codec]]
+    default_provider: ClassVar[str]
+    default_base_url: ClassVar[str]
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        timeout: float | None = d.TIMEOUT,
+        first_token_timeout: float | None = d.FIRST_TOKEN_TIMEOUT,
+        idle_timeout: float | None = d.IDLE_TIMEOUT,
+        max_retries: int | None = None,
+        max_retry_wait: float | None = None,
+        headers: Mapping[str, str] | None = None,
+        context_window: int | None = None,
+        alias: str | None = None,
+        max_body_bytes: int = d.MAX_BODY_BYTES,
+        max_line_bytes: int = d.MAX_LINE_BYTES,
+        max_connections: int | None = d.MAX_CONNECTIONS,
+        capabilities: Iterable[str] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        provider: str | None = None,
+        transport: Transport | None = None,
+    ) -> None:
+        if not model or not isinstance(model, str):
+            raise ValueError("model must be a non-empty string")
+        url = URL(base_url or self.default_base_url)
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ValueError(
+                f"base_url must be an http(s) URL with a host, got {redact_url(str(url))!r}"
+            )
+        for name, value in (
+            ("timeout", timeout),
+            ("first_token_timeout", first_token_timeout),
+            ("idle_timeout", idle_timeout),
+            ("max_retry_wait", max_retry_wait),
+        ):
+            _rules.check_positive(name, value)
+        if max_retries is not None and max_retries < 0:
+            raise ValueError(f"max_retries must be >= 0, got {max_retries}")
+        if context_window is not None and context_window <= 0:
+            raise ValueError(f"context_window must be positive, got {context_window}")
+        if max_body_bytes <= 0 or max_line_bytes <= 0:
+            raise ValueError("max_body_bytes and max_line_bytes must be positive")
+        if max_connections is not None and max_connections <= 0:
+            raise ValueError(f"max_connections must be positive or None, got {max_connections}")
+        if isinstance(capabilities, str):
+            raise TypeError(f"capabilities must be a list of names, not {capabilities!r}")
+        if extra_body is not None:
+            _rules.check_extra_body(extra_body)
+        if transport is not None and not isinstance(transport, Transport):
+            raise TypeError(
+                "transport must be a fallover.testing.MockTransport, "
+                f"got {type(transport).__name__}"
+            )
+        self.model = model
+        self.provider = provider or self.default_provider
+        self._api_key = api_key
+        # The base URL keeps its query (``?api-version=...``); only the path is trimmed.
+        self.base_url = str(url.with_path(url.path.rstrip("/"), keep_query=True))
+        self.timeout = timeout
+        self.first_token_timeout = first_token_timeout
+        self.idle_timeout = idle_timeout
+        self._max_retries = max_retries
+        self._max_retry_wait = max_retry_wait
+        self._context_window = context_window
+        self._alias = alias or f"{self.provider}/{model}"
+        self._capabilities = (
+            CAPABILITIES if capabilities is None else _rules.check_capabilities(capabilities)
+        )
+        self.max_body_bytes = max_body_bytes
+        self.max_line_bytes = max_line_bytes
+        self.max_connections = max_connections
+        self._codec: Codec = self.codec(
+            model=model, alias=self._alias, provider=self.provider, extra_body=extra_body
+        )
+        self._url = join_url(self.base_url, self._codec.path())
+        self._headers = {
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            **self._codec.auth_headers(api_key),
+            **(headers or {}),
+        }
+        self._transport: Transport = transport or AiohttpTransport(
+            alias=self._alias, max_connections=max_connections
+        )
+        self._closed = False
+        self._joined: PoolSettings | None = None
+
+    # -- identity and settings -------------------------------------------------
+
+    @property
+    def alias(self) -> str:
+        """``provider/model``, or the alias given."""
+        return self._alias
+
+    @property
+    def context_window(self) -> int | None:
+        """Declared context window, or None."""
+        return self._context_window
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        """What this member can take (all, unless told otherwise)."""
+        return self._capabilities
+
+    def unfit(self, request: ChatRequest) -> str | None:
+        """Why this member cannot take ``request``: a missing capability, or the codec's reason."""
+        return missing_capabilities(request, self._capabilities) or self._codec.unfit(request)
+
+    @property
+    def max_retries(self) -> int:
+        """Retries after the first attempt when called alone: explicit, else 5."""
+        if self._max_retries is not None:
+            return self._max_retries
+        return self._joined.max_retries if self._joined is not None else d.MAX_RETRIES
+
+    @property
+    def max_retry_wait(self) -> float:
+        """The longest server-requested delay waited out; longer ones fail at once."""
+        if self._max_retry_wait is not None:
+            return self._max_retry_wait
+        joined = self._joined
+        if joined is not None and joined.max_retry_wait is not None:
+            return joined.max_retry_wait
+        return d.MAX_RETRY_WAIT
+
+    def _join_pool(self, *, max_retry_wait: float) -> None:
+        # Compatibility for a router that still announces itself by mutating its members;
+        # routers that scope their settings to each call use fallover._client.pooled instead.
+        self._joined = PoolSettings(max_retries=d.POOLED_MAX_RETRIES, max_retry_wait=max_retry_wait)
+
+    def _limits(self) -> tuple[int, float]:
+        """Retries and the longest wait for this call: explicit, else the pool's, else alone."""
+        pool = current_pool()
+        if pool is None:
+            return self.max_retries, self.max_retry_wait
+        retries = self._max_retries if self._max_retries is not None else pool.max_retries
+        wait = self._max_retry_wait
+        if wait is None:
+            wait = pool.max_retry_wait if pool.max_retry_wait is not None else d.MAX_RETRY_WAIT
+        return retries, wait
+
+    def __repr__(self) -> str:
+        key = "set" if self._api_key else "none"
+        return (
+            f"{type(self).__name__}(alias={self.alias!r}, "
+            f"base_url={redact_url(self.base_url, self._api_key)!r}, "
+            f"api_key=<{key}>, timeout={self.timeout!r}, max_retries={self.max_retries!r})"
+        )
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Close the pooled connections; the client can't be used after."""
+        self._closed = True
+        await self._transport.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError(f"{self.alias}: the client is closed")
+
+    # -- calls -------------------------------------------------------------------
+
+    def complete(self, request: ChatRequest) -> Coroutine[Any, Any, ChatResponse]:
+        """Send ``request`` and return the whole answer, retrying transient failures."""
+        # The pool's settings are read now, when the call is made, not when it is awaited.
+        return self._complete(request, self._limits())
+
+    async def _complete(self, request: ChatRequest, limits: tuple[int, float]) -> ChatResponse:
+        async with contextlib.aclosing(self._run(request, False, "error", limits)) as events:
+            async for event in events:
+                if isinstance(event, Completed):
+                    return event.response
+        raise AssertionError("the retry loop ended without an answer")  # pragma: no cover
+
+    def stream(
+        self, request: ChatRequest, *, on_interrupt: OnInterrupt = "error"
+    ) -> AsyncIterator[StreamEvent]:
+        """Yield the answer's deltas, then ``Completed``; see docs/streaming.md."""
+        _rules.check_on_interrupt(on_interrupt)
+        return self._run(request, True, on_interrupt, self._limits())
+
+    def _retry_delay(
+        self, exc: e.ProviderError, tries: int, limits: tuple[int, float]
+    ) -> float | None:
+        """How long to wait before retrying, or None to give up now."""
+        max_retries, max_wait = limits
+        if tries >= max_retries or not verdict(exc).retry:
+            return None
+        if exc.retry_after is not None:
+            return exc.retry_after if exc.retry_after <= max_wait else None
+        return MEMBER_RETRIES.delay(tries)
+
+    async def _run(
+        self,
+        request: ChatRequest,
+        streaming: bool,
+        on_interrupt: OnInterrupt,
+        limits: tuple[int, float],
+    ) -> AsyncGenerator[StreamEvent, None]:
+        """The member retry loop, for ``complete`` (one ``Completed``) and ``stream`` alike.
+
+        Before the first delta a failure is retried like any other; after it,
+        ``"error"`` raises StreamInterrupted and ``"restart"`` yields Restarted
+        and tries again while retries allow.
+        """
+        self._check_open()
+        tries = 0
+        while True:
+            text: list[str] = []
+            shown = False
+            try:
+                if not streaming:
+                    yield Completed(response=await self._complete_once(request))
+                    return
+                async with contextlib.aclosing(self._stream_once(request)) as events:
+                    async for event in events:
+                        if type(event) is TextDelta:
+                            text.append(event.text)
+                        shown = shown or type(event) is not Completed
+                        yield event
+                return
+            except e.ProviderError as exc:
+                delay = self._retry_delay(exc, tries, limits)
+                if shown and (on_interrupt == "error" or delay is None):
+                    raise e.StreamInterrupted(
+                        f"{self.alias}: stream failed after its first event: {exc}",
+                        partial_text="".join(text),
+                        error=exc,
+                    ) from exc
+                if delay is None:
+                    raise
+                log.debug("%s: retry %d in %.2fs after %s", self.alias, tries + 1, delay, exc)
+                if shown:
+                    yield Restarted(alias=self.alias, reason=str(exc))
+            tries += 1
+            await sleep(delay)
+
+    # -- one attempt ---------------------------------------------------------------
+
+    def _request(self, request: ChatRequest, *, stream: bool) -> Request:
+        return Request(
+            "POST",
+            self._url,
+            headers=self._headers,
+            body=self._codec.encode(request, stream=stream),
+        )
+
+    async def _error_of(self, incoming: Incoming) -> e.ProviderError:
+        """The error a non-2xx answer stands for."""
+        try:
+            body = await read_body(incoming, limit=self.max_body_bytes, alias=self.alias)
+        except e.MalformedResponse:
+            body = b""
+        return error_from_http(
+            incoming.status, incoming.headers, body, alias=self.alias, secret=self._api_key
+        )
+
+    async def _complete_once(self, request: ChatRequest) -> ChatResponse:
+        sent = self._request(request, stream=False)
+        transport = self._transport
+        mapped = map_transport_errors(alias=self.alias, secret=self._api_key)
+        # The wait for a free local connection comes first and is not the provider's time.
+        async with transport.slot():
+            with anyio.move_on_after(self.timeout):
+                with mapped:
+                    incoming = await transport.send(sent)
+                    try:
+                        if incoming.status >= 300:
+                            raise await self._error_of(incoming)
+                        body = await read_body(
+                            incoming, limit=self.max_body_bytes, alias=self.alias
+                        )
+                    finally:
+                        await incoming.aclose()
+                    return self._decode(body, incoming.status)
+        raise e.ProviderTimeout(f"no answer within timeout ({self.timeout:g}s)", alias=self.alias)
+
+    def _decode(self, body: bytes, status: int) -> ChatResponse:
+        """A whole answer from a 2xx body, or the error it stands for."""
+        try:
+            response = self._codec.decode(body, status=status)
+        except msgspec.ValidationError as exc:
+            kind = f"JSON of the wrong shape ({exc})"
+        except msgspec.DecodeError:
+            kind = "an HTML page" if body.lstrip()[:1] == b"<" else "invalid JSON"
+        else:
+            return self._accept(response)
+        # Raised outside the except clause: nothing of the decoder's error rides along.
+        raise e.MalformedResponse(
+            f"expected the protocol's JSON, got {kind}", alias=self.alias, status=status
+        )
+
+    def _accept(self, response: ChatResponse) -> ChatResponse:
+        """A whole answer, unless the content filter left nothing of it."""
+        if response.finish_reason == "content_filter" and not (
+            response.text or response.tool_calls
+        ):
+            raise e.ContentFiltered(
+                "the provider's content filter withheld the answer",
+                alias=self.alias,
+                code="content_filter",
+            )
+        return response
+
+    async def _stream_once(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
+        sent = self._request(request, stream=True)
+        transport = self._transport
+        mapped = map_transport_errors(alias=self.alias, secret=self._api_key)
+        async with transport.slot():
+            incoming: Incoming | None = None
+            try:
+                with anyio.move_on_after(self.timeout) as scope:
+                    with mapped:
+                        incoming = await transport.send(sent)
+                        if incoming.status >= 300:
+                            raise await self._error_of(incoming)
+                if scope.cancelled_caught or incoming is None:
+                    raise e.ProviderTimeout(
+                        f"no response headers within timeout ({self.timeout:g}s)",
+                        alias=self.alias,
+                    )
+                reader = SSEReader(
+                    incoming,
+                    alias=self.alias,
+                    first_token_timeout=self.first_token_timeout or self.timeout,
+                    idle_timeout=self.idle_timeout,
+                    max_line_bytes=self.max_line_bytes,
+                )
+                decoder = self._codec.stream_decoder()
+                limit = self.max_body_bytes
+                total = 0
+                with mapped:
+                    try:
+                        while not decoder.done and (events := await reader.read()) is not None:
+                            for event in events:
+                                deltas = decoder.feed(event)
+                                for delta in deltas:
+                                    piece = (
+                                        delta.arguments
+                                        if isinstance(delta, ToolCallDelta)
+                                        else delta.text
+                                    )
+                                    total += len(piece)
+                                    if total > limit:
+                                        raise e.MalformedResponse(
+                                            f"stream text over max_body_bytes ({limit})",
+                                            alias=self.alias,
+                                        )
+                                    yield delta
+                                if deltas:
+                                    reader.event_arrived()
+                                elif decoder.progressed:
+                                    reader.progress()
+                                if decoder.finishing:
+                                    reader.finishing()
+                                if decoder.done:
+                                    break
+                    except e.ProviderTimeout:
+                        # The finish already came; only the trailer is late: the answer is whole.
+                        if not decoder.finishing:
+                            raise
+                    response = decoder.result()
+                if response is None:
+                    raise e.ConnectionFailed(
+                        f"stream ended before its terminal event ({decoder.terminal})",
+                        alias=self.alias,
+                        status=incoming.status,
+                    )
+                yield Completed(response=self._accept(response))
+            finally:
+                if incoming is not None:
+                    await incoming.aclose()
+
+
+@final
+class OpenAIClient(Endpoint):
+    """A client for the OpenAI chat completions API at any compatible base URL."""
+
+    codec = OpenAICodec
+    default_provider = "openai"
+    default_base_url = "https://api.openai.com/v1"
+
+
+@final
+class AnthropicClient(Endpoint):
+    """A client for the Anthropic Messages API (``x-api-key``, ``anthropic-version``)."""
+
+    codec = AnthropicCodec
+    default_provider = "anthropic"
+    default_base_url = "https://api.anthropic.com"

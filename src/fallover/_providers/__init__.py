@@ -1,1 +1,0 @@
-"""Wire protocols: one small file each, sharing ``_base``."""
