@@ -70,11 +70,21 @@ def waits() -> Iterator[list[float]]:
         yield asked
 
 
-class Recorder:
+class InstantBackoff:
     """Makes every backoff wait instant for the rest of the test; ``delays`` records them."""
 
     def __init__(self) -> None:
         self.delays: list[float] = fallover.testing.set_testing(True).waits
+
+
+class Recorder:
+    """Stands in for a sleep (the simulator's): records delays, sleeps for none."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.delays.append(seconds)
 
 
 @pytest.fixture

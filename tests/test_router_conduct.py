@@ -15,7 +15,7 @@ import pytest
 import fallover as f
 from fallover.testing import Fault, Simulator
 
-from .conftest import Recorder, SimFactory, ask
+from .conftest import InstantBackoff, SimFactory, ask
 
 _open: list[f.AsyncRouter] = []
 
@@ -33,11 +33,11 @@ def track(r: f.AsyncRouter) -> f.AsyncRouter:
     return r
 
 
-def pool(sim: Simulator, **primary: object) -> tuple[f.AsyncRouter, Recorder]:
+def pool(sim: Simulator, **primary: object) -> tuple[f.AsyncRouter, InstantBackoff]:
     opts: dict[str, object] = {"max_retries": 2, **primary}
     a = f.OpenAIClient(model="primary", base_url=sim.base_url + "/v1", api_key="k", **opts)  # type: ignore[arg-type]
     b = f.AnthropicClient(model="backup", base_url=sim.base_url, api_key="k")
-    rec = Recorder()
+    rec = InstantBackoff()
     return track(f.AsyncRouter([a, b], call_timeout=10)), rec
 
 
