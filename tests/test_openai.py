@@ -59,7 +59,7 @@ async def test_request_shape_and_headers() -> None:
     assert sent.json() == {
         "model": "m",
         "messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "x"}],
-        "max_tokens": 5,
+        "max_completion_tokens": 5,
         "temperature": 0.1,
     }
     assert resp == f.ChatResponse(
