@@ -54,8 +54,8 @@ def test_findings_come_back_in_line_order(tmp_path: Path) -> None:
 
 
 def test_a_fenced_answer_is_accepted(tmp_path: Path) -> None:
-    """JSON inside one fenced block (a habit without a schema) is read."""
-    text = "```json\n" + answer(finding(path="./a.py", end_line=2)) + "\n```"
+    """JSON inside a fenced block, even with words around it (a habit without a schema), is read."""
+    text = "Here you go:\n```json\n" + answer(finding(path="./a.py", end_line=2)) + "\n```\nBye."
     (f,) = parse_findings(text, change(tmp_path))
     assert (f.path, f.line, f.end_line) == ("a.py", 1, 2)
 

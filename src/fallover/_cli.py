@@ -92,6 +92,7 @@ async def review(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     fmt = _format(args)
     if args.verbose:
         _verbose(err)
+    config = load_config(args.config)  # a bad file is reported before any git work
     cwd = Path.cwd()
     if args.diff is not None:
         changes, notes = collect_diff(args.diff, args.paths, cwd=cwd)
@@ -109,7 +110,6 @@ async def review(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if fmt == "sarif":
             write_sarif([], out)
         return 0
-    config = load_config(args.config)
     sim: Simulator | None = None
     if args.pool is None and unconfigured(config, args.model):
         sim = Simulator(EMBEDDED)

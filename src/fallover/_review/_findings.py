@@ -100,12 +100,12 @@ class MalformedFindings(Exception):
     """A reply that is not the findings JSON for the file it was about."""
 
 
-_FENCE = re.compile(r"^\s*(`{3,})[^\n]*\n(.*?)\n\s*\1\s*$", re.DOTALL)
+_FENCE = re.compile(r"^[ \t]*(`{3,})[^\n]*\n(.*?)\n[ \t]*\1[ \t]*$", re.DOTALL | re.MULTILINE)
 
 
 def _json_text(text: str) -> str:
-    """The JSON in a reply: bare, or inside one fenced block (a common habit without a schema)."""
-    match = _FENCE.match(text)
+    """The JSON in a reply: bare, or in its first fenced block (a habit without a schema)."""
+    match = _FENCE.search(text)
     return match.group(2) if match else text.strip()
 
 
