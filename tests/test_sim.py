@@ -155,3 +155,9 @@ def test_scenario_file_errors_name_file_and_key(tmp_path: Path) -> None:
 def test_binds_loopback_by_default() -> None:
     """The simulator listens on 127.0.0.1 unless told otherwise."""
     assert Simulator().host == "127.0.0.1"
+
+
+def test_public_names_report_the_public_module() -> None:
+    """Simulator, Scenario and Fault name fallover.testing in reprs and tracebacks."""
+    assert {cls.__module__ for cls in (Simulator, Scenario, Fault)} == {"fallover.testing"}
+    assert repr(Fault(latency=1.0)) == "Fault(latency=1.0)"

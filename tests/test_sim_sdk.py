@@ -335,3 +335,21 @@ async def test_scenario_model_name_is_reported_to_the_sdk() -> None:
     async with Simulator(scenario) as sim, oai(sim) as client:
         completion = await client.chat.completions.create(model="alias", messages=HELLO)
     assert completion.model == "gpt-4o-2024-08-06"
+
+
+async def test_hang_and_reset_before_headers(simulator: SimFactory) -> None:
+    """No headers ever is the SDKs' timeout; a connection dropped before them, a connection error."""
+    sim = await simulator(hang=Fault(hang=True), reset=Fault(reset=True))
+    with anyio.fail_after(10):
+        async with oai(sim, timeout=0.5) as client:
+            with pytest.raises(openai.APITimeoutError):
+                await client.chat.completions.create(model="hang", messages=HELLO)
+            with pytest.raises(openai.APIConnectionError) as oerr:
+                await client.chat.completions.create(model="reset", messages=HELLO)
+        assert not isinstance(oerr.value, openai.APITimeoutError)
+        async with claude(sim, timeout=0.5) as client:
+            with pytest.raises(anthropic.APITimeoutError):
+                await client.messages.create(model="hang", max_tokens=10, messages=HELLO)
+            with pytest.raises(anthropic.APIConnectionError) as aerr:
+                await client.messages.create(model="reset", max_tokens=10, messages=HELLO)
+        assert not isinstance(aerr.value, anthropic.APITimeoutError)

@@ -21,7 +21,9 @@ Positive: TypeAlias = Annotated[float, msgspec.Meta(gt=0)]
 Limit: TypeAlias = Annotated[int, msgspec.Meta(ge=1)]
 
 
-class Fault(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+class Fault(
+    msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True, repr_omit_defaults=True
+):
     """How one model misbehaves. Every field is off by default: a healthy model."""
 
     after: Count = 0  # the first N requests are healthy; the faults below start after them
@@ -86,7 +88,9 @@ _DESCRIBES_THE_MODEL = (
 )
 
 
-class Scenario(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+class Scenario(
+    msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True, repr_omit_defaults=True
+):
     """``[default]`` applies to models not listed under ``[models.NAME]``."""
 
     default: Fault = msgspec.field(default_factory=Fault)
