@@ -20,16 +20,25 @@ def ask(text: str = "Review this diff") -> fallover.ChatRequest:
 
 
 class FakeClock:
-    """A monotonic clock that only moves when told."""
+    """A monotonic clock that only moves when told, or when something sleeps on it."""
 
     def __init__(self) -> None:
         self.now = 1000.0
+        self.slept: list[float] = []
 
     def __call__(self) -> float:
         return self.now
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+    async def sleep(self, seconds: float) -> None:
+        """Virtual sleep: the clock jumps by ``seconds`` (a store's ``sleep=``)."""
+        import anyio.lowlevel
+
+        self.slept.append(seconds)
+        self.now += seconds
+        await anyio.lowlevel.checkpoint()
 
 
 @pytest.fixture

@@ -178,7 +178,7 @@ def test_entry_model_falls_back_to_provider_never_top_level(
 
 
 async def test_pool_members_fail_fast_alone_they_retry(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Inside a pool, members without max_retries get 0; alone, 5; explicit wins."""
+    """Building a pool leaves members' settings as given (the pool applies its own per call)."""
     monkeypatch.setenv("OPENAI_API_KEY", "k1")
     monkeypatch.setenv("ANTHROPIC_API_KEY", "k2")
     write(
@@ -189,7 +189,7 @@ async def test_pool_members_fail_fast_alone_they_retry(monkeypatch: pytest.Monke
     config = f.load_config()
     router = f.build_client(config)
     assert isinstance(router, f.AsyncRouter)
-    assert [m.max_retries for m in router.members] == [0, 2]  # type: ignore[attr-defined]
+    assert [m.max_retries for m in router.members] == [5, 2]  # type: ignore[attr-defined]
     alone = f.build_client(config, model="openai/gpt-4o")
     assert (
         isinstance(alone, f.OpenAIClient)

@@ -17,8 +17,8 @@ import anyio
 import pytest
 
 import fallover as f
+from fallover import RedisCooldowns
 from fallover._redact import redact_url
-from fallover._redis import RedisCooldowns
 
 from .conftest import ask
 
@@ -148,7 +148,7 @@ async def test_mirror_loads_existing_parks_on_connect(redis_server: RedisServer)
     try:
         await connected(a)
         a.park("m", 30)
-        await until(lambda: a._pending == {})
+        await until(lambda: a.pending == 0)
         late = RedisCooldowns(redis_server.url, pool="p")
         await connected(late)
         assert late.remaining("m") is not None
@@ -171,7 +171,7 @@ async def test_probe_is_single_flight_across_stores(redis_server: RedisServer) -
         assert a.half_open("m") and b.half_open("m")
         won = [await a.begin_probe("m"), await b.begin_probe("m")]
         assert won == [True, False]
-        a.succeeded("m")
+        a.succeeded("m", started=a.now())
         await until(lambda: not b.half_open("m"))
     finally:
         await a.aclose()
@@ -208,20 +208,19 @@ async def test_router_with_redis_store_across_processes(redis_server: RedisServe
     """Two OS processes share one pool: a park made in one is skipped in the other."""
     script = textwrap.dedent(f"""
         import asyncio, fallover
-        from fallover._redis import RedisCooldowns
 
         async def boom(request):
             raise fallover.RateLimited("429", status=429, retry_after=60)
 
         async def main():
-            store = RedisCooldowns({redis_server.url!r}, pool="shared")
+            store = fallover.RedisCooldowns({redis_server.url!r}, pool="shared")
             router = fallover.AsyncRouter(
                 [fallover.MockClient(boom, alias="p/a"), fallover.MockClient(lambda r: asyncio.sleep(0, "ok"), alias="p/b")],
                 store=store,
             )
             resp = await router.complete(fallover.ChatRequest(messages=[fallover.Message(role="user", content="x")]))
             assert resp.alias == "p/b", resp
-            while store._pending:
+            while store.pending:
                 await asyncio.sleep(0.01)
             await router.aclose()
             print("parked")

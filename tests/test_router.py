@@ -36,8 +36,8 @@ def mock(
     return f.MockClient(handler or ok(alias), alias=alias, **kw)  # type: ignore[arg-type]
 
 
-def router(*members: f.MockClient, clock: FakeClock | None = None, **kw: object) -> f.AsyncRouter:
-    store = f.MemoryCooldowns(clock=clock) if clock else None
+def router(*members: f.LLMClient, clock: FakeClock | None = None, **kw: object) -> f.AsyncRouter:
+    store = f.MemoryCooldowns(clock=clock, sleep=clock.sleep) if clock else None
     return f.AsyncRouter(list(members), store=store, **kw)  # type: ignore[arg-type]
 
 
@@ -165,43 +165,27 @@ async def test_unknown_exception_falls_over_and_parks(caplog: pytest.LogCaptureF
     assert "RuntimeError" in caplog.text
 
 
-async def test_parked_members_are_skipped_then_tried_last(clock: FakeClock) -> None:
-    """Parked members go to the back, soonest back first, and are still tried."""
-    calls: list[str] = []
-
-    def track(alias: str, exc: Exception | None) -> f.MockClient:
-        async def handler(request: f.ChatRequest) -> MockAnswer:
-            calls.append(alias)
-            if exc:
-                raise exc
-            return alias
-
-        return mock(alias, handler)
-
-    a = track("p/a", f.RateLimited("x"))
-    b = track("p/b", f.RateLimited("x"))
-    c = track("p/c", None)
+async def test_parked_members_are_never_tried_while_parked(clock: FakeClock) -> None:
+    """Parked members are skipped (summarised in one attempt), never tried as a last resort."""
+    a, b, c = mock("p/a"), mock("p/b"), mock("p/c")
     r = router(a, b, c, clock=clock)
     r.store.park("p/a", 50)
     r.store.park("p/b", 10)
-    r.store.park("p/c", 30)
     resp = await r.complete(ask())
-    assert calls == ["p/b", "p/c"]
     assert resp.alias == "p/c"
+    assert (a.requests, b.requests) == ([], [])
     assert [(x.alias, x.outcome) for x in resp.attempts] == [
-        ("p/a", "skipped"),
-        ("p/b", "skipped"),
-        ("p/c", "skipped"),
-        ("p/b", "error"),
+        ("p/a, p/b", "skipped"),
         ("p/c", "ok"),
     ]
+    assert "2 parked (soonest back in 10.0s)" in (resp.attempts[0].error or "")
 
 
 async def test_all_failed_lists_every_member_and_soonest_retry(clock: FakeClock) -> None:
     """AllModelsFailed names each member's error and the soonest recovery."""
     a = mock("p/a", fail(f.RateLimited("slow down", alias="p/a", status=429, retry_after=20)))
     b = mock("p/b", fail(f.ServerFailed("boom", alias="p/b", status=503)))
-    r = router(a, b, clock=clock, cooldown=5)
+    r = router(a, b, clock=clock, cooldown=5, call_timeout=1)
     with pytest.raises(f.AllModelsFailed) as info:
         await r.complete(ask())
     err = info.value
@@ -446,9 +430,11 @@ async def test_stream_call_timeout() -> None:
 
 
 async def test_stream_exhaustion() -> None:
-    """Every member failing before text is AllModelsFailed."""
+    """Every member failing before text, parked beyond the budget, is AllModelsFailed."""
     r = router(
-        mock("p/a", pieces(then=f.ServerFailed("x"))), mock("p/b", pieces(then=f.ServerFailed("y")))
+        mock("p/a", pieces(then=f.ServerFailed("x"))),
+        mock("p/b", pieces(then=f.ServerFailed("y"))),
+        call_timeout=1,
     )
     with pytest.raises(f.AllModelsFailed):
         await events_of(r)
@@ -489,3 +475,33 @@ async def test_aclose_closes_every_member_even_if_one_fails() -> None:
     with pytest.raises(RuntimeError, match="close failed"):
         await router(a, b).aclose()
     assert b.closed
+
+
+# -- misuse ---------------------------------------------------------------------------
+
+
+async def test_closed_router_raises_runtime_error_and_parks_nothing() -> None:
+    """complete() after aclose() is misuse: RuntimeError, no member asked, nothing parked."""
+    a, b = mock("p/a"), mock("p/b")
+    r = router(a, b)
+    await r.aclose()
+    with pytest.raises(RuntimeError, match="closed"):
+        await r.complete(ask())
+    assert (a.requests, b.requests) == ([], [])
+    assert not r.store.has_parks()
+
+
+async def test_closed_router_stream_raises_runtime_error() -> None:
+    """stream() after aclose() is misuse too."""
+    r = router(mock("p/a"), mock("p/b"))
+    await r.aclose()
+    with pytest.raises(RuntimeError, match="closed"):
+        await events_of(r)
+    assert not r.store.has_parks()
+
+
+def test_queries_start_nothing() -> None:
+    """has_parks() and remaining() outside an event loop neither fail nor start anything."""
+    r = router(mock("p/a"), mock("p/b"))
+    assert r.store.has_parks() is False
+    assert r.store.remaining("p/a") is None

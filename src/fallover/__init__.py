@@ -2,7 +2,6 @@
 
 from ._client import LLMClient
 from ._config import Config, build_client, load_config
-from ._cooldown import CooldownStore, MemoryCooldowns
 from ._endpoint import AnthropicClient, OpenAIClient
 from ._errors import (
     AllModelsFailed,
@@ -25,10 +24,16 @@ from ._errors import (
     ServerFailed,
     StreamInterrupted,
     Unavailable,
+    Unsupported,
 )
-from ._fanout import fan_out
 from ._otel import instrument
-from ._router import AsyncRouter
+from ._routing import (
+    AsyncRouter,
+    CooldownStore,
+    MemoryCooldowns,
+    RedisCooldowns,
+    fan_out,
+)
 from ._serve import Gateway
 from ._types import (
     Attempt,
@@ -89,6 +94,7 @@ __all__ = [
     "RateLimited",
     "Reasoning",
     "ReasoningDelta",
+    "RedisCooldowns",
     "RequestRejected",
     "Restarted",
     "RoutingTimeout",
@@ -101,6 +107,7 @@ __all__ = [
     "ToolCall",
     "ToolCallDelta",
     "Unavailable",
+    "Unsupported",
     "Usage",
     "build_client",
     "fan_out",

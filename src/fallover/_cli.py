@@ -33,7 +33,7 @@ from ._review import (
     write_sarif,
     write_text,
 )
-from ._router import AsyncRouter
+from ._routing import AsyncRouter
 from .testing import Fault, Scenario, Simulator, load_scenario
 
 __all__ = ["main"]

@@ -8,7 +8,8 @@
     │   ├── RequestRejected         the request itself is bad: same on every model
     │   │   ├── BadRequest          400 / 422 invalid request
     │   │   ├── ContentFiltered     content_policy_violation / content_filter
-    │   │   └── ContextTooLong      413, context_length_exceeded, request_too_large
+    │   │   ├── ContextTooLong      413, context_length_exceeded, request_too_large
+    │   │   └── Unsupported         no member can take what the request needs (tools, vision, ...)
     │   ├── MemberUnusable          this member can't serve anyone right now
     │   │   ├── AuthFailed          401 / 403
     │   │   ├── ModelNotFound       404
@@ -54,6 +55,7 @@ __all__ = [
     "ServerFailed",
     "StreamInterrupted",
     "Unavailable",
+    "Unsupported",
 ]
 
 
@@ -118,6 +120,10 @@ class ContentFiltered(RequestRejected):
 
 class ContextTooLong(RequestRejected):
     """The request does not fit this model's context window."""
+
+
+class Unsupported(RequestRejected):
+    """No member can take what the request needs (tools, vision, json_schema, reasoning)."""
 
 
 class MemberUnusable(ProviderError):

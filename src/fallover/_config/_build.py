@@ -14,7 +14,7 @@ from typing import Any
 from .._client import LLMClient
 from .._endpoint import AnthropicClient, OpenAIClient
 from .._errors import ConfigError
-from .._router import AsyncRouter
+from .._routing import AsyncRouter
 from ._keys import read_key
 from ._load import load_config
 from ._resolve import Member, Plan, plan
@@ -107,7 +107,7 @@ def _store(p: Plan) -> Any:
     if r.store == "memory":
         return None
     try:
-        from .._redis import RedisCooldowns
+        from .._routing import RedisCooldowns
     except ImportError as exc:
         raise ConfigError(
             "a redis store needs the redis package: pip install 'fallover[redis]'",

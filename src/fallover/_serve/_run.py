@@ -26,7 +26,7 @@ from aiohttp import web
 from .._client import LLMClient
 from .._config import Config, build_client, load_config, pools
 from .._errors import ConfigError
-from .._router import AsyncRouter
+from .._routing import AsyncRouter
 from ._gateway import Gateway
 from ._metrics import install_prometheus
 

@@ -7,8 +7,8 @@ from typing import cast
 
 import anyio
 
-from ._client import LLMClient
-from ._types import ChatRequest, ChatResponse
+from .._client import LLMClient
+from .._types import ChatRequest, ChatResponse
 
 __all__ = ["fan_out"]
 

@@ -1,0 +1,287 @@
+"""AsyncRouter: one client over an ordered pool of clients.
+
+The router holds the pool's configuration and the shared park store; the walk
+of each call lives in ``_walk.py`` and the order in ``_policy.py``. Members are
+never changed by the router: each member call runs inside ``pooled(...)``,
+which tells the member how to behave in a pool for that call only
+(docs/architecture.md, "Routing").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from collections.abc import AsyncIterator, Sequence
+from types import TracebackType
+from typing import Self, final
+
+import anyio
+import anyio.lowlevel
+
+from .. import _defaults, _rules
+from .. import _errors as e
+from .._client import LLMClient, OnInterrupt, PoolSettings, pooled
+from .._types import ChatRequest, ChatResponse, Completed, Restarted, StreamEvent, TextDelta
+from .._rules import POLICIES, Policy
+from ._policy import Order, make_policy
+from ._store import CooldownStore, MemoryCooldowns, ParkKind
+from ._walk import View, Walk
+
+__all__ = ["POLICIES", "AsyncRouter"]
+
+log = logging.getLogger("fallover")
+
+@final
+class AsyncRouter:
+    """Route each call over ``members``, falling over on failure, sharing parks across calls."""
+
+    def __init__(
+        self,
+        members: Sequence[LLMClient],
+        *,
+        policy: Policy = _defaults.POLICY,
+        call_timeout: float | None = _defaults.CALL_TIMEOUT,
+        cooldown: float = _defaults.COOLDOWN,
+        cooldown_max: float = _defaults.COOLDOWN_MAX,
+        max_retry_wait: float = _defaults.MAX_RETRY_WAIT,
+        store: CooldownStore | None = None,
+        name: str | None = None,
+    ) -> None:
+        members = tuple(members)
+        if not members:
+            raise ValueError("AsyncRouter needs at least one member")
+        for i, m in enumerate(members):
+            if not isinstance(m, LLMClient):
+                raise TypeError(f"members[{i}] is {type(m).__name__}, not an LLMClient")
+        aliases = [m.alias for m in members]
+        if len(set(aliases)) != len(aliases):
+            dupes = sorted(a for a, n in collections.Counter(aliases).items() if n > 1)
+            raise ValueError(f"duplicate members in the pool: {', '.join(dupes)}")
+        _rules.check_policy(policy)
+        _rules.check_cooldowns(cooldown, cooldown_max)
+        _rules.check_positive("call_timeout", call_timeout)
+        _rules.check_positive("max_retry_wait", max_retry_wait)
+        self._members = members
+        self._policy_name = policy
+        self._policy: Order = make_policy(policy, members)
+        self._call_timeout = call_timeout
+        self._cooldown = cooldown
+        self._cooldown_max = cooldown_max
+        self._pool = PoolSettings(
+            max_retries=_defaults.POOLED_MAX_RETRIES, max_retry_wait=max_retry_wait
+        )
+        self._store: CooldownStore = store if store is not None else MemoryCooldowns()
+        self._name = name or ",".join(aliases)
+        self._view: View | None = None
+        self._opened = False
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return (
+            f"AsyncRouter({[m.alias for m in self._members]!r}, policy={self._policy_name!r}, "
+            f"call_timeout={self._call_timeout!r}, store={type(self._store).__name__})"
+        )
+
+    @property
+    def alias(self) -> str:
+        """The pool's name (``routing.name``, else its member aliases)."""
+        return self._name
+
+    @property
+    def context_window(self) -> int | None:
+        """The largest context window any member declares."""
+        windows = [m.context_window for m in self._members if m.context_window is not None]
+        return max(windows) if windows else None
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        """What at least one member can take."""
+        return frozenset().union(*(m.capabilities for m in self._members))
+
+    def unfit(self, request: ChatRequest) -> str | None:
+        """Why no member can take ``request``, or None when one can."""
+        reasons = [m.unfit(request) for m in self._members]
+        if all(reasons):
+            return "; ".join(f"{m.alias}: {r}" for m, r in zip(self._members, reasons, strict=True))
+        return None
+
+    @property
+    def members(self) -> tuple[LLMClient, ...]:
+        """The pool, in configured order."""
+        return self._members
+
+    @property
+    def store(self) -> CooldownStore:
+        """Where parks live."""
+        return self._store
+
+    @property
+    def policy(self) -> Order:
+        """The order policy."""
+        return self._policy
+
+    @property
+    def call_timeout(self) -> float | None:
+        """The budget of one call, waits included."""
+        return self._call_timeout
+
+    @property
+    def cooldown_max(self) -> float:
+        """The longest park the backoff reaches."""
+        return self._cooldown_max
+
+    def park_length(self, key: str, kind: ParkKind) -> float:
+        """How long a failure of ``key`` parks it, before the server's Retry-After."""
+        if kind == "long":
+            return self._cooldown_max
+        return min(self._cooldown * (2 ** self._store.streak(key)), self._cooldown_max)
+
+    def view(self) -> View:
+        """The pool split into live and parked members, reused while it is fresh."""
+        view = self._view
+        if view is None or not view.fresh(self._store):
+            view = self._view = View(self._members, self._store)
+        return view
+
+    # -- calls -------------------------------------------------------------------
+
+    async def _begin(self, request: ChatRequest) -> Walk:
+        if self._closed:
+            raise RuntimeError(f"{self._name}: the router is closed")
+        if not self._opened:
+            await self._store.open()
+            self._opened = True
+        return Walk(self, request)
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        """Return the first answer the pool gives, falling over per the verdicts."""
+        walk = await self._begin(request)
+        try:
+            if self._call_timeout is None:
+                return await self._walk(walk, request)
+            # asyncio.timeout rather than an anyio scope: cheaper per call, and on 3.11+
+            # it nests correctly with the anyio scopes inside members.
+            budget = asyncio.timeout(self._call_timeout)
+            try:
+                async with budget:
+                    return await self._walk(walk, request)
+            except TimeoutError:
+                if not budget.expired():
+                    raise
+            walk.out_of_budget()
+            raise e.RoutingTimeout(self._call_timeout, walk.attempts) from None
+        finally:
+            walk.close()
+
+    async def _walk(self, walk: Walk, request: ChatRequest) -> ChatResponse:
+        pool = self._pool
+        while True:
+            member = await walk.next_member()
+            # A cancelled caller stops here, before the member is even asked.
+            await anyio.lowlevel.checkpoint_if_cancelled()
+            walk.start(member)
+            try:
+                with pooled(pool):
+                    response = await member.complete(request)
+            except Exception as exc:
+                walk.failed(member, exc)
+                continue
+            return walk.answered(member, response)
+
+    async def stream(
+        self, request: ChatRequest, *, on_interrupt: OnInterrupt = "error"
+    ) -> AsyncIterator[StreamEvent]:
+        """Stream from the first member that answers; see docs/streaming.md."""
+        if on_interrupt not in ("error", "restart"):
+            raise ValueError(f"on_interrupt must be 'error' or 'restart', got {on_interrupt!r}")
+        walk = await self._begin(request)
+        deadline = (
+            anyio.current_time() + self._call_timeout if self._call_timeout is not None else None
+        )
+        pool = self._pool
+        try:
+            while True:
+                if deadline is None:
+                    member = await walk.next_member()
+                else:
+                    with anyio.CancelScope(deadline=deadline) as scope:
+                        member = await walk.next_member()
+                    if scope.cancelled_caught:
+                        break
+                await anyio.lowlevel.checkpoint_if_cancelled()
+                walk.start(member)
+                with pooled(pool):
+                    events = member.stream(request, on_interrupt="error")
+                parts: list[str] = []
+                yielded = False  # after the first event, a failure interrupts the stream
+                try:
+                    while True:
+                        if deadline is None:
+                            event = await anext(events)
+                        else:
+                            with anyio.CancelScope(deadline=deadline) as scope:
+                                event = await anext(events)
+                            if scope.cancelled_caught:
+                                break  # the call's budget ran out: handled below, not a fallover
+                        if isinstance(event, Completed):
+                            yield Completed(response=walk.answered(member, event.response))
+                            return
+                        if isinstance(event, Restarted):
+                            continue  # a member streams with "error": only a nested pool restarts
+                        if isinstance(event, TextDelta):
+                            parts.append(event.text)
+                        yielded = True
+                        yield event
+                except StopAsyncIteration:
+                    walk.failed(
+                        member,
+                        e.ConnectionFailed("stream ended without Completed", alias=member.alias),
+                    )
+                    continue
+                except Exception as exc:
+                    interrupted = "".join(parts) if yielded and on_interrupt == "error" else None
+                    walk.failed(member, exc, partial=interrupted)
+                    if yielded:
+                        cause = exc.error if isinstance(exc, e.StreamInterrupted) else exc
+                        yield Restarted(alias=member.alias, reason=str(cause))
+                    continue
+                finally:
+                    await _aclose(events)
+                break
+            walk.out_of_budget()
+            raise e.RoutingTimeout(self._call_timeout or 0.0, walk.attempts)
+        finally:
+            walk.close()
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Close every member and the store, even when one of them fails to close."""
+        self._closed = True
+        failure: Exception | None = None
+        closers = [m.aclose for m in self._members] + [self._store.aclose]
+        for close in closers:
+            try:
+                await close()
+            except Exception as exc:  # the rest must still be closed; the first error is raised
+                failure = failure or exc
+        if failure is not None:
+            raise failure
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+async def _aclose(events: AsyncIterator[StreamEvent]) -> None:
+    aclose = getattr(events, "aclose", None)
+    if aclose is not None:
+        await aclose()

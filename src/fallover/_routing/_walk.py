@@ -1,0 +1,350 @@
+"""The walk of one call: which member to ask next, what to record, what to park.
+
+The router asks ``Walk.next_member()`` for a member, makes the call, and
+reports the outcome (``answered``/``failed``). The walk decides everything in
+between (docs/architecture.md, "Routing"):
+
+- live members in policy order; a member that cannot take the request
+  (``unfit``, or a context window no larger than one that refused) is skipped
+  with the reason in ``attempts``;
+- parked members are set aside, summarised in one ``Attempt``, and never tried
+  while parked; a half-open member is asked only by the call that wins its probe;
+- when no fitting member is live, the call waits for the soonest park to run
+  out if that is within its budget, then probes it (or follows another call's
+  probe); otherwise it raises ``AllModelsFailed`` at once, having sent nothing.
+  Parks for ``MemberUnusable`` errors are not waited for;
+- a success clears a park, and a failure lengthens one, only when its attempt
+  began after the park was set.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from .. import _errors as e
+from .._classify import Verdict, verdict
+from .._client import LLMClient
+from .._types import Attempt, ChatRequest, ChatResponse
+from ._store import CooldownStore, ParkKind
+
+if TYPE_CHECKING:
+    from ._router import AsyncRouter
+
+__all__ = ["View", "Walk"]
+
+log = logging.getLogger("fallover")
+
+_BEFORE_ANY_PARK = -math.inf  # an attempt begun when nothing was parked predates every park
+
+
+class View:
+    """The pool split into live and parked members, valid while the store is unchanged.
+
+    Computing it costs one store read per member; a pool of a thousand with
+    most of them parked reuses it across calls until a park changes or the
+    soonest one runs out.
+    """
+
+    __slots__ = ("expires", "live", "parked", "summary", "version")
+
+    def __init__(self, members: Sequence[LLMClient], store: CooldownStore) -> None:
+        live: list[LLMClient] = []
+        parked: list[LLMClient] = []
+        soonest = math.inf
+        for m in members:
+            left = store.remaining(m.alias)
+            if left is None:
+                live.append(m)
+            else:
+                parked.append(m)
+                soonest = min(soonest, left)
+        self.live = tuple(live)
+        self.parked = tuple(parked)
+        self.expires = store.now() + soonest
+        self.version = store.version
+        names = [m.alias for m in parked[:3]]
+        if len(parked) > 3:
+            names.append(f"and {len(parked) - 3} more")
+        self.summary = ", ".join(names)
+
+    def fresh(self, store: CooldownStore) -> bool:
+        """True while no park has changed or run out since the view was made."""
+        return store.version == self.version and store.now() < self.expires
+
+
+class Walk:
+    """The state of one routed call: what was tried, what was skipped, probes held."""
+
+    __slots__ = (
+        "_attempt_started",
+        "_current",
+        "_deadline",
+        "_following",
+        "_order",
+        "_perf_started",
+        "_pos",
+        "_probes",
+        "_spent",
+        "_unfit",
+        "attempts",
+        "context_floor",
+        "request",
+        "router",
+    )
+
+    def __init__(self, router: AsyncRouter, request: ChatRequest) -> None:
+        self.router = router
+        self.request = request
+        budget = router.call_timeout
+        # When the call's budget runs out, on the store's clock (parks are timed on it).
+        self._deadline = None if budget is None else router.store.now() + budget
+        self._following: set[str] = set()  # half-open members another call is probing
+        self.attempts: list[Attempt] = []
+        self.context_floor: int | None = None  # after ContextTooLong: only larger windows
+        self._order: Sequence[LLMClient] = ()
+        self._pos = -1  # -1: the order of the next pass is not computed yet
+        self._probes: list[str] = []
+        self._spent: set[str] = set()  # tried in this call and not parked: never again
+        self._unfit: dict[str, str] = {}  # skipped for good in this call, with the reason
+        self._current: LLMClient | None = None
+        self._attempt_started = _BEFORE_ANY_PARK
+        self._perf_started = 0.0
+
+    # -- choosing ------------------------------------------------------------------
+
+    def _new_pass(self) -> None:
+        router = self.router
+        store = router.store
+        self._following.clear()
+        if not store.has_parks():
+            live: Sequence[LLMClient] = router.members
+        else:
+            view = router.view()
+            live = view.live
+            if view.parked:
+                soonest = max(view.expires - store.now(), 0.0)
+                if len(view.parked) == 1:
+                    alias, error = view.parked[0].alias, f"parked ({soonest:.1f}s left)"
+                else:
+                    alias = view.summary
+                    error = f"{len(view.parked)} parked (soonest back in {soonest:.1f}s)"
+                self.attempts.append(Attempt(alias=alias, outcome="skipped", error=error))
+        self._order = router.policy.order(live)
+        self._pos = 0
+
+    async def next_member(self) -> LLMClient:
+        """The next member to ask; waits when every fitting member is parked.
+
+        Raises ``AllModelsFailed`` or ``Unsupported`` when there is none.
+        """
+        store = self.router.store
+        while True:
+            if self._pos < 0:
+                self._new_pass()
+            order = self._order
+            while self._pos < len(order):
+                member = order[self._pos]
+                self._pos += 1
+                key = member.alias
+                if key in self._spent or key in self._unfit:
+                    continue
+                if store.has_parks():
+                    left = store.remaining(key)
+                    if left is not None:  # parked since the pass began
+                        self.attempts.append(
+                            Attempt(alias=key, outcome="skipped", error=f"parked ({left:.1f}s left)")
+                        )
+                        continue
+                    if store.half_open(key):
+                        if not await store.begin_probe(key):
+                            self._following.add(key)  # another call probes it: follow that
+                            continue
+                        self._probes.append(key)
+                if not self._fits(member):
+                    self._give_back(key)
+                    continue
+                return member
+            await self._wait_or_raise()
+
+    def _fits(self, member: LLMClient) -> bool:
+        reason = member.unfit(self.request)
+        if reason is None:
+            floor = self.context_floor
+            if floor is None:
+                return True
+            window = member.context_window
+            if window is not None and window > floor:
+                return True
+            reason = f"context window {window or 'unknown'} is not larger than {floor}"
+        self._unfit[member.alias] = reason
+        self.attempts.append(Attempt(alias=member.alias, outcome="skipped", error=reason))
+        return False
+
+    async def _wait_or_raise(self) -> None:
+        """No member to ask in this pass: wait for one within the budget, or raise."""
+        router = self.router
+        store = router.store
+        soonest: float | None = None  # seconds until a waitable member may be probed
+        retry_after: float | None = None
+        any_fit = False
+        for m in router.members:
+            key = m.alias
+            if key in self._unfit:
+                continue
+            if key not in self._spent and m.unfit(self.request) is not None:
+                continue
+            any_fit = True
+            if key in self._spent:
+                continue
+            left = store.remaining(key)
+            if left is not None:
+                retry_after = left if retry_after is None else min(retry_after, left)
+                if store.kind(key) == "long":
+                    continue  # a person has to act on it: not worth waiting for
+            elif store.half_open(key):
+                # Another call holds its probe: wait for the outcome. Or its park ran
+                # out during this pass: look again at once.
+                left = math.inf if key in self._following else 0.0
+            else:
+                continue
+            soonest = left if soonest is None else min(soonest, left)
+        if not any_fit:
+            needs = ", ".join(sorted(self.request.needs)) or "this request"
+            reasons = "; ".join(f"{k}: {r}" for k, r in self._unfit.items())
+            raise e.Unsupported(
+                f"no member can take {needs} ({reasons})", alias=router.alias
+            )
+        if soonest is None:
+            raise e.AllModelsFailed(self.attempts, retry_after=retry_after)
+        budget = math.inf if self._deadline is None else self._deadline - store.now()
+        if soonest > budget and not (math.isinf(soonest) and budget > 0):
+            raise e.AllModelsFailed(self.attempts, retry_after=retry_after)
+        # Wake when the soonest park runs out, or earlier when any park changes
+        # (a probe's outcome); following probes only, wait within the budget.
+        await store.wait(min(soonest, budget, router.cooldown_max))
+        self._pos = -1
+
+    # -- outcomes ------------------------------------------------------------------
+
+    def start(self, member: LLMClient) -> None:
+        """Note that ``member`` is being asked now."""
+        self._current = member
+        store = self.router.store
+        self._attempt_started = store.now() if store.has_parks() else _BEFORE_ANY_PARK
+        self._perf_started = time.perf_counter()
+
+    def _elapsed(self) -> float:
+        return round(time.perf_counter() - self._perf_started, 6)
+
+    def _give_back(self, key: str) -> None:
+        if key in self._probes:
+            self._probes.remove(key)
+            self.router.store.end_probe(key)
+
+    def answered(self, member: LLMClient, response: ChatResponse) -> ChatResponse:
+        """Record the answer, clear the member's park if this is newer news."""
+        key = member.alias
+        self._current = None
+        store = self.router.store
+        if store.has_parks() or store.streak(key):
+            store.succeeded(key, started=self._attempt_started)
+        if self._probes:
+            self._give_back(key)
+        if response.attempts and not self.attempts:
+            return response  # a nested pool already told the whole story
+        own = response.attempts or (
+            Attempt(alias=response.alias, outcome="ok", elapsed_s=self._elapsed()),
+        )
+        return msgspec.structs.replace(response, attempts=(*self.attempts, *own))
+
+    def failed(self, member: LLMClient, exc: Exception, *, partial: str | None = None) -> None:
+        """Record a failure and apply its verdict; raise when the verdict says so.
+
+        ``partial`` is the text a stream already yielded when it must not restart.
+        """
+        self._current = None
+        v = verdict(exc)
+        cause = exc.error if isinstance(exc, e.StreamInterrupted) else exc
+        # The attempt already names the member: keep the alias out of its error text.
+        detail = cause.message if isinstance(cause, e.ProviderError) else str(cause)
+        status = getattr(cause, "status", None)
+        self.attempts.append(
+            Attempt(
+                alias=member.alias,
+                outcome="error",
+                error=f"{type(cause).__name__}: {detail}",
+                status=status if isinstance(status, int) else None,
+                elapsed_s=self._elapsed(),
+            )
+        )
+        if not isinstance(exc, e.FalloverError):
+            log.warning(
+                "%s raised %s; falling over", member.alias, type(exc).__name__, exc_info=exc
+            )
+        self._park(member, exc, v)
+        if v.action == "raise":
+            raise exc
+        if v.action == "larger_context":
+            window = member.context_window or 0
+            self.context_floor = max(self.context_floor or 0, window)
+            if not any(
+                m.context_window is not None and m.context_window > self.context_floor
+                for m in self.router.members
+            ):
+                raise exc
+        if partial is not None:
+            if isinstance(exc, e.StreamInterrupted):
+                raise exc
+            raise e.StreamInterrupted(
+                f"{member.alias}: stream failed after text: {exc}", partial_text=partial, error=exc
+            ) from exc
+
+    def _park(self, member: LLMClient, exc: Exception, v: Verdict) -> None:
+        key = member.alias
+        self._give_back(key)
+        if v.park == "none":
+            self._spent.add(key)
+            return
+        store = self.router.store
+        retry_after = getattr(exc, "retry_after", None)
+        server = float(retry_after) if isinstance(retry_after, int | float) else 0.0
+        kind: ParkKind = "long" if v.park == "long" else "backoff"
+        set_at = store.parked_at(key)
+        if set_at is not None and self._attempt_started < set_at:
+            # Old news: a park set after this attempt began already stands. Honour a
+            # longer server delay, but the failure does not count towards the backoff.
+            seconds = max(self.router.park_length(key, kind) if kind == "long" else 0.0, server)
+            if seconds > 0:
+                store.park(key, seconds, kind=kind, count=False)
+            return
+        seconds = max(self.router.park_length(key, kind), server)
+        left = store.park(key, seconds, kind=kind)
+        log.info("parked %s for %.1fs: %s", key, left, exc)
+
+    def out_of_budget(self) -> None:
+        """Record the member interrupted by the call budget (it is not parked)."""
+        member = self._current
+        if member is not None:
+            self._current = None
+            self.attempts.append(
+                Attempt(
+                    alias=member.alias,
+                    outcome="error",
+                    error="interrupted: call_timeout ran out",
+                    elapsed_s=self._elapsed(),
+                )
+            )
+
+    def close(self) -> None:
+        """Give back probes that were taken but not settled."""
+        if self._probes:
+            store = self.router.store
+            for key in self._probes:
+                store.end_probe(key)
+            self._probes.clear()
