@@ -165,7 +165,9 @@ async def fig_fallover(base: str, n: int, repeats: int) -> dict[str, Any]:
         ) -> None:
             resp = await router.complete(REQ)
             assert resp.alias == "openai/backup", resp
-            store.succeeded(f"openai/{fault}")  # unpark: every call pays the fallover
+            store.succeeded(
+                f"openai/{fault}", started=store.now()
+            )  # unpark: every call pays the fallover
 
         async with router:
             s = await per_call(call, n if fault != "hang" else max(3, n // 20), repeats)
@@ -351,7 +353,7 @@ async def fig_redis(n: int, repeats: int) -> dict[str, Any] | str:
     if binary is None:
         return "redis-server not installed"
     try:
-        from fallover._redis import RedisCooldowns
+        from fallover import RedisCooldowns
     except ImportError:
         return "redis package not installed (pip install 'fallover[redis]')"
     with tempfile.TemporaryDirectory() as tmp:

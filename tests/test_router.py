@@ -63,8 +63,8 @@ async def test_round_robin_rotates() -> None:
 
 def test_unknown_policy_lists_valid_ones() -> None:
     """A bad policy is a ValueError naming the choices."""
-    with pytest.raises(ValueError, match="priority or round-robin"):
-        f.AsyncRouter([mock("p/a")], policy="weighted")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="priority, round-robin, weighted or latency"):
+        f.AsyncRouter([mock("p/a")], policy="fastest")  # type: ignore[arg-type]
 
 
 def test_duplicate_members_are_refused() -> None:
@@ -505,3 +505,70 @@ def test_queries_start_nothing() -> None:
     r = router(mock("p/a"), mock("p/b"))
     assert r.store.has_parks() is False
     assert r.store.remaining("p/a") is None
+
+
+# -- capabilities ----------------------------------------------------------------------
+
+
+class Limited:
+    """A member that lacks some capabilities: a MockClient behind a narrower ``unfit``."""
+
+    def __init__(self, inner: f.MockClient, capabilities: frozenset[str]) -> None:
+        self.inner = inner
+        self._capabilities = capabilities
+        self.alias = inner.alias
+        self.context_window = inner.context_window
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        return self._capabilities
+
+    def unfit(self, request: f.ChatRequest) -> str | None:
+        missing = request.needs - self._capabilities
+        return f"cannot take {', '.join(sorted(missing))}" if missing else None
+
+    async def complete(self, request: f.ChatRequest) -> f.ChatResponse:
+        return await self.inner.complete(request)
+
+    def stream(
+        self, request: f.ChatRequest, *, on_interrupt: str = "error"
+    ) -> AsyncIterator[f.StreamEvent]:
+        return self.inner.stream(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+    async def __aenter__(self) -> Limited:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+def with_tools() -> f.ChatRequest:
+    tool = f.Tool(name="read_file", description="Read a file", parameters={"type": "object"})
+    return f.ChatRequest(messages=ask().messages, tools=[tool])
+
+
+async def test_member_without_a_capability_is_skipped_with_the_reason() -> None:
+    """A request needing tools skips a member without them; the attempt says why."""
+    a = mock("p/a")
+    b = mock("p/b")
+    r = router(Limited(a, frozenset()), b)  # type: ignore[arg-type]
+    resp = await r.complete(with_tools())
+    assert resp.alias == "p/b" and a.requests == []
+    assert [(x.alias, x.outcome, x.error) for x in resp.attempts] == [
+        ("p/a", "skipped", "cannot take tools"),
+        ("p/b", "ok", None),
+    ]
+
+
+async def test_no_member_can_take_it_raises_unsupported_sending_nothing() -> None:
+    """When no member has what the request needs, Unsupported names the need; nothing is sent."""
+    a, b = mock("p/a"), mock("p/b")
+    r = router(Limited(a, frozenset({"vision"})), Limited(b, frozenset()))  # type: ignore[arg-type]
+    with pytest.raises(f.Unsupported, match="no member can take tools") as info:
+        await r.complete(with_tools())
+    assert "p/a: cannot take tools" in str(info.value)
+    assert (a.requests, b.requests) == ([], [])
+    assert not r.store.has_parks()

@@ -238,3 +238,15 @@ async def test_outer_cancel_over_real_members(simulator: SimFactory) -> None:
     assert scope.cancelled_caught
     assert not r.store.has_parks()
     assert sim.requests_for("backup") == 0
+
+
+async def test_pool_member_fails_fast_and_is_not_changed(simulator: SimFactory) -> None:
+    """In a pool a member without max_retries does not retry; building the pool changes nothing."""
+    sim = await simulator(primary=Fault(statuses=[500]))
+    a = f.OpenAIClient(model="primary", base_url=sim.base_url + "/v1")
+    b = f.AnthropicClient(model="backup", base_url=sim.base_url)
+    r = track(f.AsyncRouter([a, b]))
+    assert a.max_retries == 5
+    assert (await complete(r)).alias == "anthropic/backup"
+    assert sim.requests_for("primary") == 1
+    assert a.max_retries == 5

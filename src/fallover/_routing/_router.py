@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import random
 from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
 from typing import Self, final
@@ -22,8 +23,8 @@ import anyio.lowlevel
 from .. import _defaults, _rules
 from .. import _errors as e
 from .._client import LLMClient, OnInterrupt, PoolSettings, pooled
-from .._types import ChatRequest, ChatResponse, Completed, Restarted, StreamEvent, TextDelta
 from .._rules import POLICIES, Policy
+from .._types import ChatRequest, ChatResponse, Completed, Restarted, StreamEvent, TextDelta
 from ._policy import Order, make_policy
 from ._store import CooldownStore, MemoryCooldowns, ParkKind
 from ._walk import View, Walk
@@ -31,6 +32,7 @@ from ._walk import View, Walk
 __all__ = ["POLICIES", "AsyncRouter"]
 
 log = logging.getLogger("fallover")
+
 
 @final
 class AsyncRouter:
@@ -47,6 +49,8 @@ class AsyncRouter:
         max_retry_wait: float = _defaults.MAX_RETRY_WAIT,
         store: CooldownStore | None = None,
         name: str | None = None,
+        weights: Sequence[float] | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         members = tuple(members)
         if not members:
@@ -62,9 +66,15 @@ class AsyncRouter:
         _rules.check_cooldowns(cooldown, cooldown_max)
         _rules.check_positive("call_timeout", call_timeout)
         _rules.check_positive("max_retry_wait", max_retry_wait)
+        if weights is not None:
+            weights = tuple(weights)
+            if len(weights) != len(members):
+                raise ValueError(f"weights has {len(weights)} entries for {len(members)} members")
+            for alias, w in zip(aliases, weights, strict=True):
+                _rules.check_positive(f"the weight of {alias}", w)
         self._members = members
         self._policy_name = policy
-        self._policy: Order = make_policy(policy, members)
+        self._policy: Order = make_policy(policy, members, weights=weights, rng=rng)
         self._call_timeout = call_timeout
         self._cooldown = cooldown
         self._cooldown_max = cooldown_max
@@ -135,7 +145,7 @@ class AsyncRouter:
         """How long a failure of ``key`` parks it, before the server's Retry-After."""
         if kind == "long":
             return self._cooldown_max
-        return min(self._cooldown * (2 ** self._store.streak(key)), self._cooldown_max)
+        return min(self._cooldown * 2.0 ** self._store.streak(key), self._cooldown_max)
 
     def view(self) -> View:
         """The pool split into live and parked members, reused while it is fresh."""
@@ -231,7 +241,9 @@ class AsyncRouter:
                             continue  # a member streams with "error": only a nested pool restarts
                         if isinstance(event, TextDelta):
                             parts.append(event.text)
-                        yielded = True
+                        if not yielded:
+                            yielded = True
+                            walk.first_event()
                         yield event
                 except StopAsyncIteration:
                     walk.failed(

@@ -85,6 +85,7 @@ class Walk:
         "_attempt_started",
         "_current",
         "_deadline",
+        "_first_event",
         "_following",
         "_order",
         "_perf_started",
@@ -113,6 +114,7 @@ class Walk:
         self._spent: set[str] = set()  # tried in this call and not parked: never again
         self._unfit: dict[str, str] = {}  # skipped for good in this call, with the reason
         self._current: LLMClient | None = None
+        self._first_event: float | None = None
         self._attempt_started = _BEFORE_ANY_PARK
         self._perf_started = 0.0
 
@@ -157,9 +159,8 @@ class Walk:
                 if store.has_parks():
                     left = store.remaining(key)
                     if left is not None:  # parked since the pass began
-                        self.attempts.append(
-                            Attempt(alias=key, outcome="skipped", error=f"parked ({left:.1f}s left)")
-                        )
+                        error = f"parked ({left:.1f}s left)"
+                        self.attempts.append(Attempt(alias=key, outcome="skipped", error=error))
                         continue
                     if store.half_open(key):
                         if not await store.begin_probe(key):
@@ -217,9 +218,7 @@ class Walk:
         if not any_fit:
             needs = ", ".join(sorted(self.request.needs)) or "this request"
             reasons = "; ".join(f"{k}: {r}" for k, r in self._unfit.items())
-            raise e.Unsupported(
-                f"no member can take {needs} ({reasons})", alias=router.alias
-            )
+            raise e.Unsupported(f"no member can take {needs} ({reasons})", alias=router.alias)
         if soonest is None:
             raise e.AllModelsFailed(self.attempts, retry_after=retry_after)
         budget = math.inf if self._deadline is None else self._deadline - store.now()
@@ -238,6 +237,23 @@ class Walk:
         store = self.router.store
         self._attempt_started = store.now() if store.has_parks() else _BEFORE_ANY_PARK
         self._perf_started = time.perf_counter()
+        self._first_event = None
+        policy = self.router.policy
+        if policy.learns:
+            policy.started(member)
+
+    def first_event(self) -> None:
+        """The member being asked produced its first event (streams)."""
+        if self._first_event is None:
+            self._first_event = time.perf_counter() - self._perf_started
+
+    def _settle(self, member: LLMClient, *, ok: bool) -> None:
+        self._current = None
+        policy = self.router.policy
+        if policy.learns:
+            if ok and self._first_event is None:
+                self._first_event = time.perf_counter() - self._perf_started
+            policy.finished(member, self._first_event if ok else None)
 
     def _elapsed(self) -> float:
         return round(time.perf_counter() - self._perf_started, 6)
@@ -250,7 +266,7 @@ class Walk:
     def answered(self, member: LLMClient, response: ChatResponse) -> ChatResponse:
         """Record the answer, clear the member's park if this is newer news."""
         key = member.alias
-        self._current = None
+        self._settle(member, ok=True)
         store = self.router.store
         if store.has_parks() or store.streak(key):
             store.succeeded(key, started=self._attempt_started)
@@ -268,7 +284,7 @@ class Walk:
 
         ``partial`` is the text a stream already yielded when it must not restart.
         """
-        self._current = None
+        self._settle(member, ok=False)
         v = verdict(exc)
         cause = exc.error if isinstance(exc, e.StreamInterrupted) else exc
         # The attempt already names the member: keep the alias out of its error text.
@@ -331,7 +347,7 @@ class Walk:
         """Record the member interrupted by the call budget (it is not parked)."""
         member = self._current
         if member is not None:
-            self._current = None
+            self._settle(member, ok=False)
             self.attempts.append(
                 Attempt(
                     alias=member.alias,
@@ -342,7 +358,9 @@ class Walk:
             )
 
     def close(self) -> None:
-        """Give back probes that were taken but not settled."""
+        """Give back probes that were taken but not settled (the call ended or was cancelled)."""
+        if self._current is not None:
+            self._settle(self._current, ok=False)
         if self._probes:
             store = self.router.store
             for key in self._probes:
