@@ -93,6 +93,7 @@ model = "model-b"
 [routing]
 name = "review"
 store = "{store}"
+call_timeout = 10
 models = [{{ provider = "sima" }}, {{ provider = "simb" }}]
 """
     )

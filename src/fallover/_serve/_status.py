@@ -41,7 +41,10 @@ _REJECTED_CODES: dict[type[e.ProviderError], str] = {
 
 def _all_rate_limited(exc: e.AllModelsFailed) -> bool:
     statuses = [a.status for a in exc.attempts if a.outcome == "error"]
-    return bool(statuses) and all(s == 429 for s in statuses)
+    if not statuses:
+        # Every member was parked and nothing was sent: come back after retry_after.
+        return exc.retry_after is not None
+    return all(s == 429 for s in statuses)
 
 
 def failure(exc: Exception) -> Failure:
