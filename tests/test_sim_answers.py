@@ -410,3 +410,18 @@ def test_answer_keys_load_from_a_scenario_file(tmp_path: Path) -> None:
     agent = scenario.fault("agent")
     assert agent.tool_arguments == {"grep": {"pattern": "TODO"}} and agent.thinking == 3.0
     assert scenario.fault("prude").refusal == "no" and scenario.fault("filtered").content_filter
+
+
+async def test_null_options_read_as_absent(simulator: SimFactory) -> None:
+    """tool_choice: null and a json_schema without a schema still get an answer."""
+    sim = await simulator()
+    body = {
+        "model": "m",
+        "messages": HELLO,
+        "tools": OPENAI_TOOLS,
+        "tool_choice": None,
+        "response_format": {"type": "json_schema", "json_schema": None},
+    }
+    chunks = await sse(sim, "/v1/chat/completions", body)
+    last = ChatCompletionChunk.model_validate_json(chunks[-2][1])
+    assert last.choices[0].finish_reason == "tool_calls"

@@ -97,8 +97,14 @@ def _offer_openai(body: dict[str, Any]) -> Offer:
         function = tool.get("function") if isinstance(tool, dict) else None
         if isinstance(function, dict) and isinstance(function.get("name"), str):
             tools[function["name"]] = function.get("parameters") or {}
-    raw = body.get("tool_choice", "auto")
-    choice = raw if isinstance(raw, str) else str(raw.get("function", {}).get("name", "auto"))
+    raw = body.get("tool_choice")
+    function = raw.get("function") if isinstance(raw, dict) else None
+    if isinstance(raw, str):
+        choice = raw
+    elif isinstance(function, dict) and isinstance(function.get("name"), str):
+        choice = function["name"]
+    else:
+        choice = "auto"
     messages = _messages(body)
     rounds = 0
     for message in reversed(messages):
@@ -108,7 +114,8 @@ def _offer_openai(body: dict[str, Any]) -> Offer:
     fmt = body.get("response_format")
     schema = None
     if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
-        schema = (fmt.get("json_schema") or {}).get("schema") or {}
+        spec = fmt.get("json_schema")
+        schema = (spec.get("schema") if isinstance(spec, dict) else None) or {}
     limit = body.get("max_completion_tokens", body.get("max_tokens"))
     return Offer(
         tools=tools,
