@@ -1,0 +1,65 @@
+"""Hot-path probe run in a subprocess against a given fallover source tree.
+
+    PYTHONPATH=<that tree's src> python benchmarks/probe.py BASE_URL N REPEATS
+
+Uses only the API that every release has (OpenAIClient, AsyncRouter, ChatRequest,
+Message, TextDelta), so the same probe measures the current code and v0.1 side by
+side in one run. Prints one JSON object: medians in seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable
+
+import fallover as f
+
+REQ = f.ChatRequest(messages=[f.Message(role="user", content="Review: def f(): return 1")])
+
+
+async def median(fn: Callable[[], Awaitable[object]], n: int, repeats: int) -> float:
+    for _ in range(min(n, 20)):
+        await fn()
+    samples = []
+    for _ in range(repeats):
+        gc.collect()
+        start = time.perf_counter()
+        for _ in range(n):
+            await fn()
+        samples.append((time.perf_counter() - start) / n)
+    return statistics.median(samples)
+
+
+async def main(base: str, n: int, repeats: int) -> dict[str, float]:
+    def client(model: str) -> f.OpenAIClient:
+        return f.OpenAIClient(model=model, base_url=base + "/v1", api_key="sk-bench")
+
+    adapter = client("fast")
+    router = f.AsyncRouter([client("fast"), client("backup")])
+    failing = f.AsyncRouter([client("e503"), client("backup")], cooldown=1e-6, cooldown_max=1e-6)
+    streamer = client("long")
+    streaming_router = f.AsyncRouter([client("long"), client("backup")])
+
+    async def drain(c: object) -> None:
+        async for _ in c.stream(REQ):  # type: ignore[attr-defined]
+            pass
+
+    out: dict[str, float] = {}
+    async with adapter, router, failing, streamer, streaming_router:
+        out["client"] = await median(lambda: adapter.complete(REQ), n, repeats)
+        out["router"] = await median(lambda: router.complete(REQ), n, repeats)
+        out["fallover_503"] = await median(lambda: failing.complete(REQ), n, repeats)
+        out["stream_client"] = await median(lambda: drain(streamer), max(2, n // 10), repeats)
+        out["stream_router"] = await median(
+            lambda: drain(streaming_router), max(2, n // 10), repeats
+        )
+    return out
+
+
+if __name__ == "__main__":
+    print(json.dumps(asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))))
