@@ -21,10 +21,8 @@ TITLE = "Shared cooldowns through Redis"
 
 
 def _redis_store() -> Any:
-    try:
-        from fallover._routing._redis import RedisCooldowns
-    except ImportError:
-        from fallover._redis import RedisCooldowns  # type: ignore[no-redef]
+    from fallover import RedisCooldowns
+
     return RedisCooldowns
 
 
