@@ -31,9 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import fallover as f  # noqa: E402
-from fallover.testing import spawn  # noqa: E402
-
 from benchmarks._common import Env, Figure, stop  # noqa: E402
+from fallover.testing import spawn  # noqa: E402
 
 # Sections appear in this order; modules not listed here follow, by name.
 ORDER = ["bench_hotpath", "bench_faults", "bench_routing", "bench_codecs", "bench_redis"]
