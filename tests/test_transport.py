@@ -150,3 +150,34 @@ def test_testing_names_are_public() -> None:
     """The testing kit's classes report their public module."""
     for cls in (MockTransport, Request, Response, fallover.testing.MockClient):
         assert cls.__module__ == "fallover.testing", cls
+
+
+def thinking(text: str) -> bytes:
+    return f'data: {{"choices":[{{"delta":{{"reasoning_content":"{text}"}}}}]}}\n\n'.encode()
+
+
+async def test_reasoning_is_the_first_event_for_first_token_timeout() -> None:
+    """A model thinking aloud past first_token_timeout is alive: its reasoning is an event."""
+
+    async def slow_thinker() -> AsyncIterator[bytes]:
+        for _ in range(6):
+            yield thinking("hmm")
+            await anyio.sleep(0.05)
+        yield chunk("done", "stop")
+        yield b"data: [DONE]\n\n"
+
+    c = client(slow_thinker(), first_token_timeout=0.1, idle_timeout=1)
+    events = await collect(c)
+    assert [type(e).__name__ for e in events[:2]] == ["ReasoningDelta", "ReasoningDelta"]
+    assert isinstance(events[-1], f.Completed)
+    assert events[-1].response.text == "done"
+    assert events[-1].response.reasoning == "hmm" * 6
+
+
+async def test_a_failure_after_reasoning_is_an_interruption() -> None:
+    """The free fallover window ends at the first delta of any kind, reasoning included."""
+    c = client(streaming(thinking("hmm"), then_silence=False))
+    with pytest.raises(f.StreamInterrupted) as info:
+        await collect(c)
+    assert info.value.partial_text == ""
+    assert isinstance(info.value.error, f.ConnectionFailed)

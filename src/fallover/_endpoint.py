@@ -103,16 +103,14 @@ class Endpoint:
             ("first_token_timeout", first_token_timeout),
             ("idle_timeout", idle_timeout),
             ("max_retry_wait", max_retry_wait),
+            ("context_window", context_window),
+            ("max_body_bytes", max_body_bytes),
+            ("max_line_bytes", max_line_bytes),
+            ("max_connections", max_connections),
         ):
             _rules.check_positive(name, value)
-        if max_retries is not None and max_retries < 0:
-            raise ValueError(f"max_retries must be >= 0, got {max_retries}")
-        if context_window is not None and context_window <= 0:
-            raise ValueError(f"context_window must be positive, got {context_window}")
-        if max_body_bytes <= 0 or max_line_bytes <= 0:
-            raise ValueError("max_body_bytes and max_line_bytes must be positive")
-        if max_connections is not None and max_connections <= 0:
-            raise ValueError(f"max_connections must be positive or None, got {max_connections}")
+        if max_retries is not None:
+            _rules.check_non_negative("max_retries", max_retries)
         if isinstance(capabilities, str):
             raise TypeError(f"capabilities must be a list of names, not {capabilities!r}")
         if extra_body is not None:
