@@ -25,7 +25,7 @@ from . import _errors as e
 from . import _rules
 from ._backoff import MEMBER_RETRIES, sleep
 from ._classify import error_from_http, verdict
-from ._client import OnInterrupt, PoolSettings, current_pool
+from ._client import OnInterrupt, current_pool
 from ._codecs._anthropic import AnthropicCodec
 from ._codecs._base import Codec
 from ._codecs._openai import OpenAICodec
@@ -152,7 +152,6 @@ class Endpoint:
             alias=self._alias, max_connections=max_connections
         )
         self._closed = False
-        self._joined: PoolSettings | None = None
 
     # -- identity and settings -------------------------------------------------
 
@@ -178,24 +177,12 @@ class Endpoint:
     @property
     def max_retries(self) -> int:
         """Retries after the first attempt when called alone: explicit, else 5."""
-        if self._max_retries is not None:
-            return self._max_retries
-        return self._joined.max_retries if self._joined is not None else d.MAX_RETRIES
+        return self._max_retries if self._max_retries is not None else d.MAX_RETRIES
 
     @property
     def max_retry_wait(self) -> float:
-        """The longest server-requested delay waited out; longer ones fail at once."""
-        if self._max_retry_wait is not None:
-            return self._max_retry_wait
-        joined = self._joined
-        if joined is not None and joined.max_retry_wait is not None:
-            return joined.max_retry_wait
-        return d.MAX_RETRY_WAIT
-
-    def _join_pool(self, *, max_retry_wait: float) -> None:
-        # Compatibility for a router that still announces itself by mutating its members;
-        # routers that scope their settings to each call use fallover._client.pooled instead.
-        self._joined = PoolSettings(max_retries=d.POOLED_MAX_RETRIES, max_retry_wait=max_retry_wait)
+        """The longest server-requested delay waited out when called alone."""
+        return self._max_retry_wait if self._max_retry_wait is not None else d.MAX_RETRY_WAIT
 
     def _limits(self) -> tuple[int, float]:
         """Retries and the longest wait for this call: explicit, else the pool's, else alone."""
