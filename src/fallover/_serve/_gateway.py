@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Literal, Self, final
 
+import anyio
 from aiohttp import web
 
 from .. import _defaults as d
@@ -26,6 +27,7 @@ from .._client import LLMClient
 from .._codecs import _anthropic_server as anthropic
 from .._codecs import _openai_server as openai
 from .._config import Config, load_config
+from .._router import AsyncRouter
 from .._types import Attempt, ChatRequest, ChatResponse, Completed, StreamEvent
 from ._metrics import CONTENT_TYPE, GatewayMetrics, render
 from ._status import Failure, failure
@@ -37,6 +39,8 @@ log = logging.getLogger("fallover")
 Protocol = Literal["openai", "anthropic"]
 
 _MAX_ATTEMPTS_SHOWN = 16
+STORE_WARMUP = 2.0
+"""Seconds the gateway gives a shared (Redis) store to load its parks before it listens."""
 
 _SSE_HEADERS = {
     "Content-Type": "text/event-stream",
@@ -68,6 +72,16 @@ def _debug(resp: ChatResponse) -> dict[str, Any]:
             {"alias": a.alias, "outcome": a.outcome, "status": a.status, "error": a.error}
             for a in resp.attempts[:_MAX_ATTEMPTS_SHOWN]
         ],
+    }
+
+
+def _parked(router: AsyncRouter) -> dict[str, float]:
+    """Each parked member of ``router`` and the seconds until it may be tried."""
+    store = router.store
+    return {
+        m.alias: round(left, 3)
+        for m in router.members
+        if (left := store.remaining(m.alias)) is not None
     }
 
 
@@ -151,12 +165,30 @@ class Gateway:
     def app(self) -> web.Application:
         """The aiohttp application (serve it with ``handler_cancellation=True``)."""
         app = web.Application(client_max_size=self._max_body)
+        app.on_startup.append(self._warm)
         app.router.add_post("/v1/chat/completions", self._openai)
         app.router.add_post("/v1/messages", self._anthropic)
         app.router.add_get("/v1/models", self._list_models)
         app.router.add_get("/healthz", self._health)
         app.router.add_get("/metrics", self._metrics_page)
         return app
+
+    async def _warm(self, app: web.Application) -> None:
+        """Start each shared store's mirror and let it load, so the first call sees its parks."""
+        stores = {
+            id(store): store
+            for client in self._models.values()
+            if isinstance(client, AsyncRouter)
+            and hasattr(store := client.store, "start")
+            and hasattr(store, "connected")
+        }
+        for store in stores.values():
+            store.start()
+        # Bounded: an unreachable store must not keep the gateway from serving. The store
+        # offers a `connected` flag but no event, so it is polled, once, at startup.
+        with anyio.move_on_after(STORE_WARMUP):
+            while not all(store.connected for store in stores.values()):  # noqa: ASYNC110
+                await anyio.sleep(0.01)
 
     async def aclose(self) -> None:
         """Close every client (each once, even when it serves under two names)."""
@@ -224,7 +256,16 @@ class Gateway:
         return await self._chat(request, "anthropic")
 
     async def _health(self, request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok", "pid": os.getpid(), "in_flight": self._in_flight})
+        body: dict[str, Any] = {"status": "ok", "pid": os.getpid()}
+        if self._authorized(request):
+            # Pool names and parks are for operators: shown only to a caller with a key.
+            body["in_flight"] = self._in_flight
+            body["parked"] = {
+                name: parked
+                for name, client in self._models.items()
+                if isinstance(client, AsyncRouter) and (parked := _parked(client))
+            }
+        return web.json_response(body)
 
     async def _list_models(self, request: web.Request) -> web.Response:
         protocol = self._caller(request)
