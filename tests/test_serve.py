@@ -762,3 +762,44 @@ async def test_metrics_parse_as_prometheus_text(serve: ServeFactory) -> None:
         ("/v1/chat/completions", "404", "unknown"): 1,
     }
     provider.shutdown()
+
+
+ATTEMPT_429 = fallover.Attempt(alias="a/x", outcome="error", status=429)
+ATTEMPT_500 = fallover.Attempt(alias="b/y", outcome="error", status=500)
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "retry_after"),
+    [
+        (fallover.BadRequest("bad", alias="a/x", status=400), 400, None),
+        (fallover.ContextTooLong("long", alias="a/x"), 400, None),
+        (fallover.ContentFiltered("no", alias="a/x"), 400, None),
+        (fallover.AuthFailed("key", alias="a/x", status=401), 502, None),
+        (fallover.RateLimited("slow", alias="a/x", status=429, retry_after=7.2), 429, "8"),
+        (fallover.ServerFailed("down", alias="a/x", status=500), 502, None),
+        (fallover.ProviderTimeout("silent", alias="a/x"), 504, None),
+        (fallover.AllModelsFailed([ATTEMPT_429], retry_after=12.5), 429, "13"),
+        (fallover.AllModelsFailed([ATTEMPT_429, ATTEMPT_500], retry_after=3), 503, "3"),
+        (fallover.AllModelsFailed([ATTEMPT_500]), 502, None),
+        (fallover.RoutingTimeout(30, [ATTEMPT_500]), 504, None),
+        (RuntimeError("a bug with a secret " + SECRET), 500, None),
+    ],
+)
+async def test_status_table(
+    serve: ServeFactory, error: Exception, status: int, retry_after: str | None
+) -> None:
+    """Each error maps to its documented status, with Retry-After when the pool knows one."""
+
+    async def fail(request: fallover.ChatRequest) -> str:
+        raise error
+
+    gw = await serve({"m": fallover.MockClient(fail)})
+    body = b'{"model": "m", "messages": [{"role": "user", "content": "x"}]}'
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{gw.url}/v1/chat/completions", data=body) as resp,
+    ):
+        text = await resp.text()
+    assert resp.status == status
+    assert resp.headers.get("Retry-After") == retry_after
+    assert SECRET not in text
