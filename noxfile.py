@@ -32,7 +32,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typing(session: nox.Session) -> None:
     """mypy --strict on the package and the typed API examples."""
-    session.install("-e", ".[redis,cli,otel]", "mypy>=1.10")
+    session.install("-e", ".[redis,cli,serve]", "mypy>=1.10")
     session.run("mypy")
 
 

@@ -22,7 +22,7 @@ from yarl import URL
 
 from . import _defaults as d
 from . import _errors as e
-from . import _rules
+from . import _otel, _rules
 from ._backoff import MEMBER_RETRIES, sleep
 from ._classify import error_from_http, verdict
 from ._client import OnInterrupt, current_pool
@@ -233,7 +233,8 @@ class Endpoint:
         return self._complete(request, self._limits())
 
     async def _complete(self, request: ChatRequest, limits: tuple[int, float]) -> ChatResponse:
-        async with contextlib.aclosing(self._run(request, False, "error", limits)) as events:
+        run = self._observed(self._run(request, False, "error", limits), request, False)
+        async with contextlib.aclosing(run) as events:
             async for event in events:
                 if isinstance(event, Completed):
                     return event.response
@@ -244,7 +245,15 @@ class Endpoint:
     ) -> AsyncIterator[StreamEvent]:
         """Yield the answer's deltas, then ``Completed``; see docs/streaming.md."""
         _rules.check_on_interrupt(on_interrupt)
-        return self._run(request, True, on_interrupt, self._limits())
+        return self._observed(self._run(request, True, on_interrupt, self._limits()), request, True)
+
+    def _observed(
+        self, events: AsyncGenerator[StreamEvent, None], request: ChatRequest, streaming: bool
+    ) -> AsyncGenerator[StreamEvent, None]:
+        """``events``, recorded as this client's own call when telemetry is on (and no
+        recorded pool is asking it: then the pool's attempt span is the record)."""
+        rec = _otel.TELEMETRY.call(self.model, request, stream=streaming, standalone=True)
+        return events if rec is None else rec.observe(events, self)
 
     def _retry_delay(
         self, exc: e.ProviderError, tries: int, limits: tuple[int, float]

@@ -10,7 +10,9 @@ header; message contents only when ``capture_content`` is on.
 
 from __future__ import annotations
 
+import contextvars
 import time
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, Final, final
 
 from opentelemetry import context as otel_context
@@ -18,6 +20,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from .. import _errors as e
+from .._types import Completed, Restarted
 from ._content import input_messages, output_messages
 
 if TYPE_CHECKING:
@@ -25,9 +28,9 @@ if TYPE_CHECKING:
     from opentelemetry.trace import Span, Tracer
 
     from .._client import LLMClient
-    from .._types import ChatRequest, ChatResponse
+    from .._types import ChatRequest, ChatResponse, StreamEvent
 
-__all__ = ["CallRecorder", "Instruments", "Live", "error_type", "provider_name"]
+__all__ = ["INSIDE", "CallRecorder", "Instruments", "Live", "error_type", "provider_name"]
 
 OPERATION: Final = "chat"
 
@@ -53,10 +56,23 @@ _PROVIDERS: Final = {
 }
 
 
+INSIDE: Final[contextvars.ContextVar[bool]] = contextvars.ContextVar(
+    "fallover_otel_inside", default=False
+)
+"""True while a recorded call is asking a member: a call made there (a nested pool) is
+inner, and leaves durations and tokens to the outer call so nothing is counted twice."""
+
+
 def provider_name(alias: str) -> str:
     """``gen_ai.provider.name`` for a member alias (``provider/model``)."""
     provider = alias.partition("/")[0]
     return _PROVIDERS.get(provider, provider)
+
+
+def _provider_of(member: LLMClient) -> str | None:
+    """The member's own provider name (an endpoint's ``provider``), None for a pool."""
+    provider = getattr(member, "provider", None)
+    return _PROVIDERS.get(provider, provider) if isinstance(provider, str) else None
 
 
 def _model(member: LLMClient) -> str:
@@ -126,7 +142,7 @@ class Instruments:
 class Live:
     """What recording goes to: a tracer and/or instruments, and the content opt-in."""
 
-    __slots__ = ("capture_content", "instruments", "recorder", "tracer")
+    __slots__ = ("capture_content", "inside", "instruments", "recorder", "tracer")
 
     def __init__(
         self, tracer: Tracer | None, instruments: Instruments | None, capture_content: bool
@@ -135,6 +151,7 @@ class Live:
         self.instruments = instruments
         self.capture_content = capture_content
         self.recorder = CallRecorder  # what each call gets, without an import per call
+        self.inside = INSIDE
 
 
 @final
@@ -142,19 +159,24 @@ class CallRecorder:
     """Spans and metrics for one routed call; the router reports what happens to it.
 
     The call span (kind CLIENT, ``chat {pool}``) parents one span per attempt.
-    For ``complete`` the attempt span is the current span while the member
-    runs, so HTTP spans and nested pools hang under it; a stream's attempt is
-    not made current, because the consumer runs between its events.
+    The attempt span is the current span while the member runs (for a stream,
+    during each ``step``, never while the consumer holds an event), so HTTP
+    spans and nested pools hang under it. An inner call (a pool asked by a
+    recorded call) records spans but no durations or tokens: the outer call
+    records those once.
     """
 
     __slots__ = (
+        "_asked",
         "_attempt",
         "_attempts",
         "_context",
         "_current",
         "_done",
         "_first",
+        "_inside",
         "_live",
+        "_measures",
         "_pool",
         "_provider",
         "_span",
@@ -163,17 +185,22 @@ class CallRecorder:
         "_token",
     )
 
-    def __init__(self, live: Live, pool: str, request: ChatRequest, *, stream: bool) -> None:
+    def __init__(
+        self, live: Live, pool: str, request: ChatRequest, *, stream: bool, inner: bool
+    ) -> None:
         self._live = live
+        self._measures = None if inner else live.instruments  # durations and tokens
         self._pool = pool
         self._stream = stream
         self._started = time.perf_counter()
         self._first: float | None = None
         self._attempts = 0
         self._provider: str | None = None
+        self._asked: str | None = None  # the provider of the member asked last, if it has one
         self._current: str | None = None  # the alias of the running attempt
         self._attempt: Span | None = None
-        self._token: object | None = None
+        self._token: object | None = None  # the attached context while an attempt is current
+        self._inside: contextvars.Token[bool] | None = None
         self._done = False
         self._span: Span | None = None
         self._context: otel_context.Context | None = None
@@ -209,33 +236,98 @@ class CallRecorder:
         self._attempts += 1
         alias = member.alias
         self._current = alias
-        self._provider = provider_name(alias)
+        self._asked = _provider_of(member)
+        self._provider = self._asked or provider_name(alias)
         tracer = self._live.tracer
-        if tracer is None:
-            return
-        self._attempt = tracer.start_span(
-            f"attempt {alias}",
-            context=self._context,
-            kind=SpanKind.INTERNAL,
-            attributes={
-                "fallover.alias": alias,
-                "fallover.attempt": self._attempts,
-                "gen_ai.provider.name": self._provider,
-                "gen_ai.request.model": _model(member),
-            },
-        )
+        if tracer is not None:
+            self._attempt = tracer.start_span(
+                f"attempt {alias}",
+                context=self._context,
+                kind=SpanKind.INTERNAL,
+                attributes={
+                    "fallover.alias": alias,
+                    "fallover.attempt": self._attempts,
+                    "gen_ai.provider.name": self._provider,
+                    "gen_ai.request.model": _model(member),
+                },
+            )
         if not self._stream:
-            self._token = otel_context.attach(trace.set_span_in_context(self._attempt))
+            # ``complete`` awaits the member in this very context: current until it ends.
+            self._inside = INSIDE.set(True)
+            if self._attempt is not None:
+                self._token = otel_context.attach(trace.set_span_in_context(self._attempt))
+
+    def ask(
+        self, stream: Callable[..., AsyncIterator[StreamEvent]], request: ChatRequest
+    ) -> AsyncIterator[StreamEvent]:
+        """``stream(request, on_interrupt="error")``, called as this call's attempt.
+
+        A member decides when it is called whether it is asked by a recorded
+        call (a plain client records its own call only when it is not).
+        """
+        inside = INSIDE.set(True)
+        try:
+            return stream(request, on_interrupt="error")
+        finally:
+            INSIDE.reset(inside)
+
+    async def step(self, events: AsyncIterator[StreamEvent]) -> StreamEvent:
+        """The member's next stream event, awaited with its attempt as the current span."""
+        inside = INSIDE.set(True)
+        attempt = self._attempt
+        token = None if attempt is None else otel_context.attach(trace.set_span_in_context(attempt))
+        try:
+            return await anext(events)
+        finally:
+            if token is not None:
+                otel_context.detach(token)
+            INSIDE.reset(inside)
+
+    async def observe(
+        self, events: AsyncIterator[StreamEvent], member: LLMClient
+    ) -> AsyncGenerator[StreamEvent, None]:
+        """A plain client's own call: pass ``events`` through, recording the call they make."""
+        self._attempts = 1
+        self._asked = _provider_of(member)
+        self._provider = self._asked or provider_name(member.alias)
+        context = self._context
+        try:
+            while True:
+                token = None if context is None else otel_context.attach(context)
+                try:
+                    event = await anext(events)
+                except StopAsyncIteration:
+                    break
+                finally:
+                    if token is not None:
+                        otel_context.detach(token)
+                if type(event) is Completed:
+                    self.answered(event.response)
+                elif type(event) is not Restarted:
+                    self.first_event()
+                yield event
+            if not self._done:  # a client that ends without Completed has not answered
+                self.ended(e.ConnectionFailed("stream ended without Completed", alias=member.alias))
+        except BaseException as exc:
+            self.ended(exc)
+            raise
+        finally:
+            aclose = getattr(events, "aclose", None)
+            if aclose is not None:
+                await aclose()
 
     def _end_attempt(self, outcome: str, exc: BaseException | None = None) -> None:
         self._current = None
+        if self._token is not None:
+            otel_context.detach(self._token)  # type: ignore[arg-type]
+            self._token = None
+        if self._inside is not None:
+            INSIDE.reset(self._inside)
+            self._inside = None
         span = self._attempt
         if span is None:
             return
         self._attempt = None
-        if self._token is not None:
-            otel_context.detach(self._token)  # type: ignore[arg-type]
-            self._token = None
         span.set_attribute("fallover.outcome", outcome)
         if exc is not None and outcome == "error":
             # A member's own interrupted stream is reported by what interrupted it.
@@ -255,9 +347,9 @@ class CallRecorder:
         self._first = elapsed = time.perf_counter() - self._started
         if self._span is not None:
             self._span.set_attribute("gen_ai.response.time_to_first_chunk", elapsed)
-        instruments = self._live.instruments
-        if instruments is not None:
-            instruments.first_chunk.record(elapsed, self._metric_attributes())
+        measures = self._measures
+        if measures is not None:
+            measures.first_chunk.record(elapsed, self._metric_attributes())
 
     # -- what the pool did ------------------------------------------------------------
 
@@ -309,7 +401,8 @@ class CallRecorder:
         self._done = True
         self._end_attempt("ok")
         elapsed = time.perf_counter() - self._started
-        self._provider = provider_name(response.alias)
+        # A pool that answered is named by the member inside it that did.
+        self._provider = self._asked or provider_name(response.alias)
         usage = response.usage
         span = self._span
         if span is not None:
@@ -322,7 +415,7 @@ class CallRecorder:
             }
             if response.finish_reason is not None:
                 attributes["gen_ai.response.finish_reasons"] = [response.finish_reason]
-            if usage is not None:
+            if usage is not None and self._measures is not None:
                 attributes["gen_ai.usage.input_tokens"] = usage.input_tokens
                 attributes["gen_ai.usage.output_tokens"] = usage.output_tokens
                 attributes["gen_ai.usage.cache_read.input_tokens"] = usage.cache_read_tokens
@@ -332,16 +425,14 @@ class CallRecorder:
                 attributes["gen_ai.output.messages"] = output_messages(response)
             span.set_attributes(attributes)
             span.end()
-        instruments = self._live.instruments
-        if instruments is not None:
+        measures = self._measures
+        if measures is not None:
             metric = self._metric_attributes()
             metric["gen_ai.response.model"] = response.model
-            instruments.duration.record(elapsed, metric)
+            measures.duration.record(elapsed, metric)
             if usage is not None:
-                instruments.tokens.record(
-                    usage.input_tokens, {**metric, "gen_ai.token.type": "input"}
-                )
-                instruments.tokens.record(
+                measures.tokens.record(usage.input_tokens, {**metric, "gen_ai.token.type": "input"})
+                measures.tokens.record(
                     usage.output_tokens, {**metric, "gen_ai.token.type": "output"}
                 )
 
@@ -369,8 +460,8 @@ class CallRecorder:
                 span.set_attribute("error.type", error_type(exc))
                 span.set_status(Status(StatusCode.ERROR, _describe(exc)))
             span.end()
-        instruments = self._live.instruments
-        if instruments is not None and not cancelled:
+        measures = self._measures
+        if measures is not None and not cancelled:
             metric = self._metric_attributes()
             metric["error.type"] = error_type(exc)
-            instruments.duration.record(time.perf_counter() - self._started, metric)
+            measures.duration.record(time.perf_counter() - self._started, metric)

@@ -72,8 +72,14 @@ class Telemetry:
         self._meter_provider: MeterProvider | None = None
         self._capture: bool | None = None
 
-    def call(self, pool: str, request: ChatRequest, *, stream: bool) -> CallRecorder | None:
-        """A recorder for one call of ``pool``, or None when nothing is recorded."""
+    def call(
+        self, pool: str, request: ChatRequest, *, stream: bool, standalone: bool = False
+    ) -> CallRecorder | None:
+        """A recorder for one call of ``pool``, or None when nothing is recorded.
+
+        ``standalone``: record only a call made directly, not one a recorded pool
+        makes (a plain client inside a pool is already that pool's attempt span).
+        """
         tr = self._trace
         if tr is None:
             # One dictionary lookup while the application has not imported the API.
@@ -99,7 +105,10 @@ class Telemetry:
         live = self._live
         if live is None:
             return None
-        return live.recorder(live, pool, request, stream=stream)
+        inner = live.inside.get()
+        if inner and standalone:
+            return None
+        return live.recorder(live, pool, request, stream=stream, inner=inner)
 
     def _bind(self) -> ModuleType | None:
         """Take hold of the API now that the application has loaded it; None if it cannot be."""
