@@ -20,7 +20,7 @@ from typing import Self, final
 import anyio
 import anyio.lowlevel
 
-from .. import _defaults, _rules
+from .. import _defaults, _otel, _rules
 from .. import _errors as e
 from .._client import LLMClient, OnInterrupt, PoolSettings, pooled
 from .._rules import POLICIES, Policy
@@ -156,17 +156,17 @@ class AsyncRouter:
 
     # -- calls -------------------------------------------------------------------
 
-    async def _begin(self, request: ChatRequest) -> Walk:
+    async def _begin(self, request: ChatRequest, *, stream: bool) -> Walk:
         if self._closed:
             raise RuntimeError(f"{self._name}: the router is closed")
         if not self._opened:
             await self._store.open()
             self._opened = True
-        return Walk(self, request)
+        return Walk(self, request, _otel.TELEMETRY.call(self._name, request, stream=stream))
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
         """Return the first answer the pool gives, falling over per the verdicts."""
-        walk = await self._begin(request)
+        walk = await self._begin(request, stream=False)
         try:
             if self._call_timeout is None:
                 return await self._walk(walk, request)
@@ -181,6 +181,9 @@ class AsyncRouter:
                     raise
             walk.out_of_budget()
             raise e.RoutingTimeout(self._call_timeout, walk.attempts) from None
+        except BaseException as exc:
+            walk.ended(exc)
+            raise
         finally:
             walk.close()
 
@@ -205,7 +208,7 @@ class AsyncRouter:
         """Stream from the first member that answers; see docs/streaming.md."""
         if on_interrupt not in ("error", "restart"):
             raise ValueError(f"on_interrupt must be 'error' or 'restart', got {on_interrupt!r}")
-        walk = await self._begin(request)
+        walk = await self._begin(request, stream=True)
         deadline = (
             anyio.current_time() + self._call_timeout if self._call_timeout is not None else None
         )
@@ -222,16 +225,21 @@ class AsyncRouter:
                 await anyio.lowlevel.checkpoint_if_cancelled()
                 walk.start(member)
                 with pooled(pool):
-                    events = member.stream(request, on_interrupt="error")
+                    if walk.rec is None:
+                        events = member.stream(request, on_interrupt="error")
+                    else:
+                        events = walk.rec.ask(member.stream, request)
                 parts: list[str] = []
                 yielded = False  # after the first event, a failure interrupts the stream
                 try:
                     while True:
+                        # With telemetry on, the member runs under its attempt's span.
+                        step = anext(events) if walk.rec is None else walk.rec.step(events)
                         if deadline is None:
-                            event = await anext(events)
+                            event = await step
                         else:
                             with anyio.CancelScope(deadline=deadline) as scope:
-                                event = await anext(events)
+                                event = await step
                             if scope.cancelled_caught:
                                 break  # the call's budget ran out: handled below, not a fallover
                         if isinstance(event, Completed):
@@ -263,6 +271,9 @@ class AsyncRouter:
                 break
             walk.out_of_budget()
             raise e.RoutingTimeout(self._call_timeout or 0.0, walk.attempts)
+        except BaseException as exc:
+            walk.ended(exc)
+            raise
         finally:
             walk.close()
 

@@ -28,12 +28,14 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from .. import _errors as e
+from .. import _otel
 from .._classify import Verdict, verdict
 from .._client import LLMClient
 from .._types import Attempt, ChatRequest, ChatResponse
 from ._store import CooldownStore, ParkKind
 
 if TYPE_CHECKING:
+    from .._otel._record import CallRecorder
     from ._router import AsyncRouter
 
 __all__ = ["View", "Walk"]
@@ -95,13 +97,17 @@ class Walk:
         "_unfit",
         "attempts",
         "context_floor",
+        "rec",
         "request",
         "router",
     )
 
-    def __init__(self, router: AsyncRouter, request: ChatRequest) -> None:
+    def __init__(
+        self, router: AsyncRouter, request: ChatRequest, rec: CallRecorder | None = None
+    ) -> None:
         self.router = router
         self.request = request
+        self.rec = rec  # the call's telemetry, None when nothing is recorded
         budget = router.call_timeout
         # When the call's budget runs out, on the store's clock (parks are timed on it).
         self._deadline = None if budget is None else router.store.now() + budget
@@ -167,6 +173,7 @@ class Walk:
                             self._following.add(key)  # another call probes it: follow that
                             continue
                         self._probes.append(key)
+                        _otel.probed(self.rec, key)
                 if not self._fits(member):
                     self._give_back(key)
                     continue
@@ -241,11 +248,15 @@ class Walk:
         policy = self.router.policy
         if policy.learns:
             policy.started(member)
+        if self.rec is not None:
+            self.rec.attempt(member)
 
     def first_event(self) -> None:
         """The member being asked produced its first event (streams)."""
         if self._first_event is None:
             self._first_event = time.perf_counter() - self._perf_started
+        if self.rec is not None:
+            self.rec.first_event()
 
     def _settle(self, member: LLMClient, *, ok: bool) -> None:
         self._current = None
@@ -272,6 +283,8 @@ class Walk:
             store.succeeded(key, started=self._attempt_started)
         if self._probes:
             self._give_back(key)
+        if self.rec is not None:
+            self.rec.answered(response)
         if response.attempts and not self.attempts:
             return response  # a nested pool already told the whole story
         own = response.attempts or (
@@ -285,16 +298,19 @@ class Walk:
         ``partial`` is the text a stream already yielded when it must not restart.
         """
         self._settle(member, ok=False)
+        if self.rec is not None:
+            self.rec.attempt_failed(exc)
         v = verdict(exc)
         cause = exc.error if isinstance(exc, e.StreamInterrupted) else exc
         # The attempt already names the member: keep the alias out of its error text.
         detail = cause.message if isinstance(cause, e.ProviderError) else str(cause)
         status = getattr(cause, "status", None)
+        reason = f"{type(cause).__name__}: {detail}"
         self.attempts.append(
             Attempt(
                 alias=member.alias,
                 outcome="error",
-                error=f"{type(cause).__name__}: {detail}",
+                error=reason,
                 status=status if isinstance(status, int) else None,
                 elapsed_s=self._elapsed(),
             )
@@ -303,7 +319,7 @@ class Walk:
             log.warning(
                 "%s raised %s; falling over", member.alias, type(exc).__name__, exc_info=exc
             )
-        self._park(member, exc, v)
+        self._park(member, exc, v, reason)
         if v.action == "raise":
             raise exc
         if v.action == "larger_context":
@@ -320,8 +336,9 @@ class Walk:
             raise e.StreamInterrupted(
                 f"{member.alias}: stream failed after text: {exc}", partial_text=partial, error=exc
             ) from exc
+        _otel.fell_over(self.rec, member.alias, cause, reason)
 
-    def _park(self, member: LLMClient, exc: Exception, v: Verdict) -> None:
+    def _park(self, member: LLMClient, exc: Exception, v: Verdict, reason: str) -> None:
         key = member.alias
         self._give_back(key)
         if v.park == "none":
@@ -341,7 +358,7 @@ class Walk:
             return
         seconds = max(self.router.park_length(key, kind), server)
         left = store.park(key, seconds, kind=kind)
-        log.info("parked %s for %.1fs: %s", key, left, exc)
+        _otel.parked(self.rec, key, left, exc, reason)
 
     def out_of_budget(self) -> None:
         """Record the member interrupted by the call budget (it is not parked)."""
@@ -356,6 +373,11 @@ class Walk:
                     elapsed_s=self._elapsed(),
                 )
             )
+
+    def ended(self, exc: BaseException) -> None:
+        """The call raised ``exc`` to its caller, or was cancelled."""
+        if self.rec is not None:
+            self.rec.ended(exc)
 
     def close(self) -> None:
         """Give back probes that were taken but not settled (the call ended or was cancelled)."""
