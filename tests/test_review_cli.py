@@ -600,3 +600,50 @@ async def test_a_closed_pipe_ends_quietly(tmp_path: Path, provider: Provider) ->
     err = done.stderr.decode()
     assert done.returncode == 141, err
     assert "Traceback" not in err and "BrokenPipeError" not in err
+
+
+def capable_config(root: Path, base_url: str, *members: tuple[str, list[str]]) -> Path:
+    """One provider per (model, capabilities), all on the fake, routed in that order."""
+    text = ""
+    for model, caps in members:
+        text += (
+            f'[providers.{model}]\nprotocol = "openai"\nbase_url = "{base_url}/v1"\n'
+            f'api_key = "{SECRET}"\nmodel = "{model}"\ncapabilities = {json.dumps(caps)}\n'
+        )
+    entries = ", ".join(f'{{ provider = "{model}" }}' for model, _ in members)
+    text += f"[routing]\nmodels = [{entries}]\ncooldown = 30\n"
+    cfg = root / "fallover.toml"
+    cfg.write_text(text)
+    cfg.chmod(0o600)
+    return cfg
+
+
+async def test_the_findings_schema_goes_out_as_structured_output(
+    tmp_path: Path, provider: Provider
+) -> None:
+    """A member declaring json_schema is sent the findings schema as response_format."""
+    repo = make_repo(tmp_path)
+    cfg = capable_config(tmp_path, provider.base_url, ("strong", ["json_schema"]))
+    done = await review(repo, "--diff", "main", "src/added.py", "--json", cfg=cfg)
+    assert done.returncode == 0, done.stderr.decode()
+    (body,) = provider.bodies
+    fmt = body["response_format"]
+    assert fmt["type"] == "json_schema" and fmt["json_schema"]["name"] == "review_findings"
+    assert fmt["json_schema"]["schema"]["required"] == ["findings"]
+    assert jsonl(done)[0]["structured"] is True
+
+
+async def test_a_member_without_json_schema_is_asked_in_words(
+    tmp_path: Path, provider: Provider
+) -> None:
+    """Without json_schema: no response_format; the prompt spells out the JSON; checked alike."""
+    repo = make_repo(tmp_path)
+    cfg = capable_config(tmp_path, provider.base_url, ("plain", ["tools"]))
+    done = await review(repo, "--diff", "main", "src/added.py", "--json", cfg=cfg)
+    assert done.returncode == 0, done.stderr.decode()
+    (body,) = provider.bodies
+    assert "response_format" not in body
+    assert "Answer with one JSON object" in body["messages"][0]["content"]
+    (record,) = jsonl(done)
+    assert record["structured"] is False
+    assert [f["line"] for f in record["findings"]] == [2]
