@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiohttp import web
 
 import fallover
 import fallover.testing
@@ -110,3 +113,41 @@ def config_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.chdir(tmp_path / "work")
     return tmp_path
+
+
+class Upstream:
+    """A loopback OpenAI-compatible server that records each request's headers and body."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.requests: list[tuple[dict[str, str], dict[str, Any]]] = []
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[Upstream]:
+    """Serve one plain chat completion answer to every request, on loopback."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    up = Upstream(f"http://127.0.0.1:{sock.getsockname()[1]}/v1")
+
+    async def answer(request: web.Request) -> web.Response:
+        up.requests.append((dict(request.headers), await request.json()))
+        message = {"role": "assistant", "content": "ok"}
+        choice = {"index": 0, "message": message, "finish_reason": "stop"}
+        return web.json_response(
+            {
+                "id": "c1",
+                "object": "chat.completion",
+                "created": 0,
+                "model": "m",
+                "choices": [choice],
+            }
+        )
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", answer)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.SockSite(runner, sock).start()
+    yield up
+    await runner.cleanup()

@@ -13,6 +13,8 @@ import pytest
 import fallover as f
 from fallover._config import plan
 
+from .conftest import Upstream
+
 
 @pytest.fixture(autouse=True)
 def clean_env(config_env: Path) -> Path:
@@ -265,15 +267,18 @@ def test_missing_key_names_the_variable() -> None:
     assert info.value.key == "routing.models[0]"
 
 
-async def test_api_key_cmd(tmp_path: Path) -> None:
-    """api_key_cmd runs without a shell and uses its stripped stdout."""
+async def test_api_key_cmd(upstream: Upstream) -> None:
+    """api_key_cmd runs without a shell and its stripped stdout is the key sent."""
+    cmd = f'[{json.dumps(sys.executable)}, "-c", "print(\' cmd-key \')"]'
     write(
         Path("fallover.toml"),
-        f'model = "openai"\n[providers.openai]\napi_key_cmd = [{json.dumps(sys.executable)}, "-c", "print(\' cmd-key \')"]\n',
+        f'model = "openai/m"\n[providers.openai]\nbase_url = "{upstream.base_url}"\n'
+        f"api_key_cmd = {cmd}\n",
     )
-    client = f.build_client(f.load_config())
-    assert isinstance(client, f.OpenAIClient) and client._api_key == "cmd-key"
-    await client.aclose()
+    async with f.build_client(f.load_config()) as client:
+        await client.complete(f.ChatRequest(messages=[f.Message(role="user", content="hi")]))
+    ((headers, _),) = upstream.requests
+    assert headers["Authorization"] == "Bearer cmd-key"
 
 
 def test_api_key_cmd_failure_names_command_not_output() -> None:

@@ -11,6 +11,8 @@ import pytest
 import fallover as f
 from fallover._config import PoolConfig, ServerConfig, plan
 
+from .conftest import Upstream
+
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 ALL = {"tools", "vision", "json_schema", "reasoning"}
 
@@ -84,6 +86,35 @@ def test_capabilities_must_be_a_list() -> None:
     """capabilities = "tools" is a type error at that key."""
     err = error('[providers.deepseek]\ncapabilities = "tools"\n')
     assert err.key == "providers.deepseek.capabilities" and "a list" in str(err)
+
+
+async def test_built_clients_take_the_resolved_capabilities(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """build_client gives each client its preset's or its declared capabilities."""
+    monkeypatch.setenv("DEEPSEEK_API_KEY", "k1")
+    monkeypatch.setenv("MOONSHOT_API_KEY", "k2")
+    c = config('[providers.moonshot]\nmodel = "kimi-k2.5"\ncapabilities = ["tools", "vision"]\n')
+    async with f.build_client(c, "deepseek") as deepseek, f.build_client(c, "moonshot") as kimi:
+        assert deepseek.capabilities == {"tools", "reasoning"}
+        assert kimi.capabilities == {"tools", "vision"}
+
+
+async def test_extra_body_and_headers_reach_the_provider(upstream: Upstream) -> None:
+    """A built client merges extra_body into the request body and sends the headers."""
+    c = config(
+        f'[providers.local]\nprotocol = "openai"\nbase_url = "{upstream.base_url}"\n'
+        'model = "m"\nextra_body = { top_k = 20, chat_template_kwargs = { x = true } }\n'
+        'headers = { "X-Team" = "review" }\n'
+    )
+    async with f.build_client(c, "local") as client:
+        answer = await client.complete(
+            f.ChatRequest(messages=[f.Message(role="user", content="hi")])
+        )
+    assert answer.text == "ok"
+    ((headers, body),) = upstream.requests
+    assert body["top_k"] == 20 and body["chat_template_kwargs"] == {"x": True}
+    assert body["model"] == "m" and headers["X-Team"] == "review"
 
 
 # -- extra_body, headers, rpm, tpm -------------------------------------------------------

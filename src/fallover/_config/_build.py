@@ -6,8 +6,6 @@ protocol is one row here and one client class, never another branch.
 
 from __future__ import annotations
 
-import functools
-import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -63,43 +61,24 @@ def _client(member: Member, p: Plan, *, max_retry_wait: float | None) -> LLMClie
     api_key = read_key(
         member.key, alias=member.alias, provider=member.provider, path=p.path, where=member.where
     )
-    cls = CLIENTS[member.protocol]
-    kwargs: dict[str, Any] = {
-        "model": member.model,
-        "api_key": api_key,
-        "base_url": member.base_url,
-        "timeout": member.timeout,
-        "first_token_timeout": member.first_token_timeout,
-        "idle_timeout": member.idle_timeout,
-        "max_retries": member.max_retries,
-        "max_retry_wait": max_retry_wait,
-        "headers": member.headers,
-        "context_window": member.context_window,
-        "alias": member.alias,
-        "max_body_bytes": member.max_body_bytes,
-        "max_line_bytes": member.max_line_bytes,
-    }
-    # Keywords the clients gained with capabilities and extra bodies; a client
-    # class that lacks one is given none, and an extra body it cannot send is an error.
-    for name, value in (
-        ("provider", member.provider),
-        ("capabilities", member.capabilities),
-        ("extra_body", member.extra_body),
-    ):
-        if name in _keywords(cls):
-            kwargs[name] = value
-        elif name == "extra_body" and value:
-            raise ConfigError(
-                f"{getattr(cls, '__name__', cls)} does not send an extra body",
-                path=p.path,
-                key=f"providers.{member.provider}.extra_body",
-            )
-    return cls(**kwargs)
-
-
-@functools.cache
-def _keywords(cls: Callable[..., LLMClient]) -> frozenset[str]:
-    return frozenset(inspect.signature(cls).parameters)
+    return CLIENTS[member.protocol](
+        model=member.model,
+        api_key=api_key,
+        base_url=member.base_url,
+        timeout=member.timeout,
+        first_token_timeout=member.first_token_timeout,
+        idle_timeout=member.idle_timeout,
+        max_retries=member.max_retries,
+        max_retry_wait=max_retry_wait,
+        headers=member.headers,
+        context_window=member.context_window,
+        alias=member.alias,
+        max_body_bytes=member.max_body_bytes,
+        max_line_bytes=member.max_line_bytes,
+        capabilities=member.capabilities,
+        extra_body=member.extra_body,
+        provider=member.provider,
+    )
 
 
 def _store(p: Plan) -> Any:
