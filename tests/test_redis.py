@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import anyio
+import anyio.abc
 import pytest
 
 import fallover as f
@@ -278,3 +279,67 @@ async def test_config_builds_a_redis_store(redis_server: RedisServer, tmp_path: 
     assert isinstance(client, f.AsyncRouter)
     assert isinstance(client.store, RedisCooldowns) and client.store.pool == "review-pool"
     await client.aclose()
+
+
+async def test_a_new_process_sees_existing_parks_on_its_first_call(
+    redis_server: RedisServer,
+) -> None:
+    """A store created after a park was written honours it on its very first call."""
+    writer = RedisCooldowns(redis_server.url, pool="shared")
+    try:
+        await connected(writer)
+        writer.park("p/a", 30)
+        await until(lambda: writer.pending == 0)
+    finally:
+        await writer.aclose()
+    called: list[str] = []
+
+    async def primary(request: f.ChatRequest) -> str:
+        called.append("a")
+        return "a"
+
+    async def backup(request: f.ChatRequest) -> str:
+        return "b"
+
+    fresh = RedisCooldowns(redis_server.url, pool="shared")
+    router = f.AsyncRouter(
+        [f.MockClient(primary, alias="p/a"), f.MockClient(backup, alias="p/b")], store=fresh
+    )
+    try:
+        with anyio.fail_after(5):
+            resp = await router.complete(ask())
+        assert resp.alias == "p/b"
+        assert called == []
+    finally:
+        await router.aclose()
+
+
+async def test_a_silent_redis_does_not_hold_the_first_call() -> None:
+    """Redis accepting connections but never answering: the first call goes on with local parks."""
+    silent: list[anyio.abc.SocketStream] = []
+
+    async def accept(stream: anyio.abc.SocketStream) -> None:
+        silent.append(stream)  # keep it open, say nothing
+        await anyio.sleep_forever()
+
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    store = RedisCooldowns(f"redis://127.0.0.1:{port}/0", pool="p", first_load_timeout=0.2)
+
+    async def answer(request: f.ChatRequest) -> str:
+        return "a"
+
+    router = f.AsyncRouter(
+        [f.MockClient(answer, alias="p/a"), f.MockClient(answer, alias="p/b")], store=store
+    )
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, accept)
+        try:
+            with anyio.fail_after(5):
+                resp = await router.complete(ask())
+            assert resp.alias == "p/a"
+            assert not store.connected
+        finally:
+            await router.aclose()
+            tg.cancel_scope.cancel()
+    await listener.aclose()

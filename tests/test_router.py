@@ -572,3 +572,225 @@ async def test_no_member_can_take_it_raises_unsupported_sending_nothing() -> Non
     assert "p/a: cannot take tools" in str(info.value)
     assert (a.requests, b.requests) == ([], [])
     assert not r.store.has_parks()
+
+
+# -- newer news (stale successes and failures) -----------------------------------------
+
+
+async def test_stale_success_does_not_unpark(clock: FakeClock) -> None:
+    """A success whose attempt began before the member was parked leaves the park in place."""
+    slow_started = anyio.Event()
+    release = anyio.Event()
+
+    async def primary(request: f.ChatRequest) -> MockAnswer:
+        if request.messages[0].content == "slow":
+            slow_started.set()
+            await release.wait()
+            return "slow answer"
+        raise f.RateLimited("429", status=429, retry_after=30)
+
+    a, b = mock("p/a", primary), mock("p/b")
+    r = router(a, b, clock=clock)
+    results: list[str] = []
+
+    async def slow() -> None:
+        results.append((await r.complete(ask("slow"))).alias)
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(slow)
+            await slow_started.wait()
+            clock.advance(0.1)
+            assert (await r.complete(ask("fast"))).alias == "p/b"  # parks p/a for 30 s
+            clock.advance(0.2)
+            release.set()
+    assert results == ["p/a"]
+    assert r.store.remaining("p/a") == pytest.approx(29.8)
+    assert (await r.complete(ask("next"))).alias == "p/b"
+
+
+async def test_failures_in_flight_together_park_once(clock: FakeClock) -> None:
+    """Twenty requests in flight when a member starts failing park it once, not twenty times."""
+    gate = anyio.Event()
+
+    async def throttled(request: f.ChatRequest) -> MockAnswer:
+        await gate.wait()
+        raise f.RateLimited("429", status=429, retry_after=2)
+
+    a, b = mock("p/a", throttled), mock("p/b")
+    r = router(a, b, clock=clock, cooldown=5, cooldown_max=60)
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            for _ in range(20):
+                tg.start_soon(r.complete, ask())
+            await wait_all_tasks_blocked()
+            clock.advance(0.01)
+            gate.set()
+    assert len(a.requests) == 20
+    assert r.store.remaining("p/a") == pytest.approx(5 - 0.0, abs=0.02)
+    assert r.store.streak("p/a") == 1
+
+
+# -- all parked --------------------------------------------------------------------------
+
+
+async def test_all_parked_beyond_the_budget_fails_at_once_sending_nothing(
+    clock: FakeClock,
+) -> None:
+    """Every member parked past the budget: AllModelsFailed with retry_after, nothing sent."""
+    a, b = mock("p/a"), mock("p/b")
+    r = router(a, b, clock=clock, call_timeout=10)
+    r.store.park("p/a", 50)
+    r.store.park("p/b", 20)
+    with pytest.raises(f.AllModelsFailed) as info:
+        await r.complete(ask())
+    assert info.value.retry_after == 20
+    assert (a.requests, b.requests) == ([], [])
+    assert clock.slept == []
+
+
+async def test_all_parked_waits_for_the_soonest_then_probes_it(clock: FakeClock) -> None:
+    """Every member parked within the budget: the call waits for the soonest and asks it."""
+    a, b = mock("p/a"), mock("p/b")
+    r = router(a, b, clock=clock, call_timeout=10)
+    r.store.park("p/a", 50)
+    r.store.park("p/b", 3)
+    resp = await r.complete(ask())
+    assert resp.alias == "p/b"
+    assert clock.now == 1003.0
+    assert (len(a.requests), len(b.requests)) == (0, 1)
+    assert r.store.remaining("p/b") is None and not r.store.half_open("p/b")
+
+
+async def test_waiting_calls_follow_one_probe(clock: FakeClock) -> None:
+    """A hundred calls waiting on an all-parked pool send one probe, then all are answered."""
+    release = anyio.Event()
+
+    async def recovering(request: f.ChatRequest) -> MockAnswer:
+        await release.wait()
+        return "back"
+
+    a, b = mock("p/a", recovering), mock("p/b", fail(f.ServerFailed("down")))
+    # Real waits on a fake clock: only the probe's outcome can wake the followers.
+    store = f.MemoryCooldowns(clock=clock)
+    r = f.AsyncRouter([a, b], store=store, call_timeout=30)
+    store.park("p/a", 2)
+    store.park("p/b", 60)
+    clock.advance(3)
+    results: list[str] = []
+
+    async def call() -> None:
+        results.append((await r.complete(ask())).alias)
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            for _ in range(100):
+                tg.start_soon(call)
+            await wait_all_tasks_blocked()
+            assert len(a.requests) == 1  # the probe; 99 calls follow it
+            release.set()
+    assert results == ["p/a"] * 100
+    assert len(a.requests) == 100 and b.requests == []
+
+
+async def test_failed_probe_sends_the_waiting_calls_back_to_waiting(clock: FakeClock) -> None:
+    """When the probe fails, the waiters do not pile onto the member: it is parked again."""
+    calls = 0
+
+    async def still_down(request: f.ChatRequest) -> MockAnswer:
+        nonlocal calls
+        calls += 1
+        raise f.RateLimited("429", status=429)
+
+    a = mock("p/a", still_down)
+    r = router(a, clock=clock, call_timeout=12, cooldown=5, cooldown_max=60)
+    r.store.park("p/a", 1)
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            for _ in range(10):
+                tg.start_soon(lambda: _swallow(r.complete(ask())))
+    # probes at t+1 (park 10: streak 2 after the manual park) then t+11 (park 20): past the budget
+    assert calls == 2
+
+
+async def _swallow(call: Awaitable[object]) -> None:
+    with pytest.raises(f.AllModelsFailed):
+        await call
+
+
+async def test_unusable_parks_are_not_waited_for(clock: FakeClock) -> None:
+    """A member parked for auth or quota is not waited for: AllModelsFailed at once."""
+    a = mock("p/a", fail(f.AuthFailed("bad key", status=401)))
+    b = mock("p/b", fail(f.QuotaExhausted("no credit", status=402)))
+    r = router(a, b, clock=clock, call_timeout=600, cooldown_max=60)
+    with pytest.raises(f.AllModelsFailed):
+        await r.complete(ask())
+    assert clock.slept == []
+    assert (len(a.requests), len(b.requests)) == (1, 1)
+
+
+async def test_thousand_member_pool_summarises_parked_skips(clock: FakeClock) -> None:
+    """999 parked members are one skipped Attempt, not 999."""
+    members = [mock(f"p/{i:04d}") for i in range(1000)]
+    r = router(*members, clock=clock)
+    for m in members[:-1]:
+        r.store.park(m.alias, 30)
+    for _ in range(3):
+        resp = await r.complete(ask())
+        assert resp.alias == "p/0999"
+        assert len(resp.attempts) == 2
+        skipped = resp.attempts[0]
+        assert skipped.outcome == "skipped"
+        assert skipped.alias == "p/0000, p/0001, p/0002 and 996 more"
+        assert skipped.error == "999 parked (soonest back in 30.0s)"
+
+
+# -- the call budget over a stream -------------------------------------------------------
+
+
+def text_then_hang(*parts: str) -> Callable[[f.ChatRequest], Awaitable[MockAnswer]]:
+    async def handler(request: f.ChatRequest) -> MockAnswer:
+        async def gen() -> AsyncIterator[str]:
+            for p in parts:
+                yield p
+            await anyio.sleep_forever()
+
+        return gen()
+
+    return handler
+
+
+async def test_stream_budget_runs_out_mid_stream() -> None:
+    """A member that goes silent after text, past call_timeout: RoutingTimeout, not parked."""
+    r = router(mock("p/a", text_then_hang("par", "tial")), mock("p/b"), call_timeout=0.2)
+    got: list[f.StreamEvent] = []
+    with anyio.fail_after(5), pytest.raises(f.RoutingTimeout) as info:
+        async for event in r.stream(ask()):
+            got.append(event)
+    assert [type(x) for x in got] == [f.TextDelta, f.TextDelta]
+    assert "call_timeout" in (info.value.attempts[-1].error or "")
+    assert not r.store.has_parks()
+
+
+async def test_stream_budget_runs_out_while_the_caller_holds_a_chunk() -> None:
+    """The budget ending between chunks stops the stream at the next read; nothing parked."""
+    r = router(mock("p/a", pieces("one", "two", "three")), mock("p/b"), call_timeout=0.1)
+    got: list[str] = []
+    with anyio.fail_after(5), pytest.raises(f.RoutingTimeout):
+        async for event in r.stream(ask()):
+            if isinstance(event, f.TextDelta):
+                got.append(event.text)
+                await anyio.sleep(0.3)  # the caller's own slow work on the chunk
+    assert got == ["one"]
+    assert not r.store.has_parks()
+
+
+async def test_outer_cancel_mid_stream_is_not_taken_for_the_budget() -> None:
+    """Cancelling the caller mid-stream propagates; the budget's timer never swallows it."""
+    r = router(mock("p/a", text_then_hang("x")), mock("p/b"), call_timeout=60)
+    with anyio.fail_after(5):
+        with anyio.CancelScope() as scope:
+            async for _event in r.stream(ask()):
+                scope.cancel()
+        assert scope.cancelled_caught
+    assert not r.store.has_parks()

@@ -25,6 +25,7 @@ from .. import _errors as e
 from .._client import LLMClient, OnInterrupt, PoolSettings, pooled
 from .._rules import POLICIES, Policy
 from .._types import ChatRequest, ChatResponse, Completed, Restarted, StreamEvent, TextDelta
+from ._budget import Alarm
 from ._policy import Order, make_policy
 from ._store import CooldownStore, MemoryCooldowns, ParkKind
 from ._walk import View, Walk
@@ -209,19 +210,24 @@ class AsyncRouter:
         if on_interrupt not in ("error", "restart"):
             raise ValueError(f"on_interrupt must be 'error' or 'restart', got {on_interrupt!r}")
         walk = await self._begin(request, stream=True)
-        deadline = (
-            anyio.current_time() + self._call_timeout if self._call_timeout is not None else None
-        )
+        budget = self._call_timeout
+        alarm = None if budget is None else Alarm(asyncio.get_running_loop().time() + budget)
         pool = self._pool
         try:
             while True:
-                if deadline is None:
-                    member = await walk.next_member()
-                else:
-                    with anyio.CancelScope(deadline=deadline) as scope:
-                        member = await walk.next_member()
-                    if scope.cancelled_caught:
+                if alarm is not None:
+                    if alarm.spent:
                         break
+                    alarm.waiting = asyncio.current_task()
+                try:
+                    member = await walk.next_member()
+                except asyncio.CancelledError:
+                    if alarm is not None and alarm.settle():
+                        break  # the call's budget ran out while waiting for a member
+                    raise
+                finally:
+                    if alarm is not None:
+                        alarm.waiting = None
                 await anyio.lowlevel.checkpoint_if_cancelled()
                 walk.start(member)
                 with pooled(pool):
@@ -233,15 +239,18 @@ class AsyncRouter:
                 yielded = False  # after the first event, a failure interrupts the stream
                 try:
                     while True:
+                        if alarm is not None and alarm.spent:
+                            break
                         # With telemetry on, the member runs under its attempt's span.
                         step = anext(events) if walk.rec is None else walk.rec.step(events)
-                        if deadline is None:
+                        if alarm is None:
                             event = await step
                         else:
-                            with anyio.CancelScope(deadline=deadline) as scope:
+                            alarm.waiting = asyncio.current_task()
+                            try:
                                 event = await step
-                            if scope.cancelled_caught:
-                                break  # the call's budget ran out: handled below, not a fallover
+                            finally:
+                                alarm.waiting = None
                         if isinstance(event, Completed):
                             yield Completed(response=walk.answered(member, event.response))
                             return
@@ -259,7 +268,13 @@ class AsyncRouter:
                         e.ConnectionFailed("stream ended without Completed", alias=member.alias),
                     )
                     continue
+                except asyncio.CancelledError:
+                    if alarm is not None and alarm.settle():
+                        break  # the call's budget ran out: not the member's fault, not parked
+                    raise
                 except Exception as exc:
+                    if alarm is not None and alarm.settle():
+                        break  # the member turned the budget's cancel into an error
                     interrupted = "".join(parts) if yielded and on_interrupt == "error" else None
                     walk.failed(member, exc, partial=interrupted)
                     if yielded:
@@ -270,11 +285,13 @@ class AsyncRouter:
                     await _aclose(events)
                 break
             walk.out_of_budget()
-            raise e.RoutingTimeout(self._call_timeout or 0.0, walk.attempts)
+            raise e.RoutingTimeout(budget or 0.0, walk.attempts)
         except BaseException as exc:
             walk.ended(exc)
             raise
         finally:
+            if alarm is not None:
+                alarm.close()
             walk.close()
 
     # -- lifecycle -----------------------------------------------------------------

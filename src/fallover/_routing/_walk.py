@@ -70,10 +70,10 @@ class View:
         self.parked = tuple(parked)
         self.expires = store.now() + soonest
         self.version = store.version
-        names = [m.alias for m in parked[:3]]
+        summary = ", ".join(m.alias for m in parked[:3])
         if len(parked) > 3:
-            names.append(f"and {len(parked) - 3} more")
-        self.summary = ", ".join(names)
+            summary += f" and {len(parked) - 3} more"
+        self.summary = summary
 
     def fresh(self, store: CooldownStore) -> bool:
         """True while no park has changed or run out since the view was made."""
@@ -198,7 +198,8 @@ class Walk:
         """No member to ask in this pass: wait for one within the budget, or raise."""
         router = self.router
         store = router.store
-        soonest: float | None = None  # seconds until a waitable member may be probed
+        soonest = math.inf  # seconds until a waitable parked member may be probed
+        following = False  # another call probes a member: its outcome may free this call
         retry_after: float | None = None
         any_fit = False
         for m in router.members:
@@ -213,26 +214,22 @@ class Walk:
             left = store.remaining(key)
             if left is not None:
                 retry_after = left if retry_after is None else min(retry_after, left)
-                if store.kind(key) == "long":
-                    continue  # a person has to act on it: not worth waiting for
+                if store.kind(key) != "long":  # a person has to act on a long park
+                    soonest = min(soonest, left)
             elif store.half_open(key):
-                # Another call holds its probe: wait for the outcome. Or its park ran
-                # out during this pass: look again at once.
-                left = math.inf if key in self._following else 0.0
-            else:
-                continue
-            soonest = left if soonest is None else min(soonest, left)
+                if key in self._following:
+                    following = True
+                else:
+                    soonest = 0.0  # its park ran out during this pass: look again at once
         if not any_fit:
             needs = ", ".join(sorted(self.request.needs)) or "this request"
             reasons = "; ".join(f"{k}: {r}" for k, r in self._unfit.items())
             raise e.Unsupported(f"no member can take {needs} ({reasons})", alias=router.alias)
-        if soonest is None:
-            raise e.AllModelsFailed(self.attempts, retry_after=retry_after)
         budget = math.inf if self._deadline is None else self._deadline - store.now()
-        if soonest > budget and not (math.isinf(soonest) and budget > 0):
+        if soonest > budget and not (following and budget > 0):
             raise e.AllModelsFailed(self.attempts, retry_after=retry_after)
-        # Wake when the soonest park runs out, or earlier when any park changes
-        # (a probe's outcome); following probes only, wait within the budget.
+        # Wake when the soonest park runs out, or earlier when any park changes (a
+        # probe's outcome); following a probe only, wait within the budget.
         await store.wait(min(soonest, budget, router.cooldown_max))
         self._pos = -1
 
