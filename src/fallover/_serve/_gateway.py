@@ -27,7 +27,7 @@ from .._client import LLMClient
 from .._codecs import _anthropic_server as anthropic
 from .._codecs import _openai_server as openai
 from .._config import Config, load_config
-from .._router import AsyncRouter
+from .._routing import AsyncRouter
 from .._types import Attempt, ChatRequest, ChatResponse, Completed, StreamEvent
 from ._metrics import CONTENT_TYPE, GatewayMetrics, render
 from ._status import Failure, failure
