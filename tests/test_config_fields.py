@@ -187,6 +187,20 @@ def test_a_weight_is_a_positive_number(weight: str) -> None:
     assert err.key == "routing.models[1].weight"
 
 
+async def test_a_weighted_pool_is_built_with_its_weights(upstream: Upstream) -> None:
+    """A 99:1 weighted pool built from the config sends nearly every call to the heavy member."""
+    provider = f'protocol = "openai"\nbase_url = "{upstream.base_url}"\nmodel = "m"\n'
+    c = config(
+        f"[providers.heavy]\n{provider}[providers.light]\n{provider}"
+        '[routing]\npolicy = "weighted"\n'
+        'models = [{ provider = "light", weight = 1 }, { provider = "heavy", weight = 99 }]\n'
+    )
+    request = f.ChatRequest(messages=[f.Message(role="user", content="hi")])
+    async with f.build_client(c) as router:
+        answers = [(await router.complete(request)).alias for _ in range(50)]
+    assert answers.count("heavy/m") >= 40  # unweighted, about 25
+
+
 def test_hedge_after_defaults_to_off_and_is_carried() -> None:
     """hedge_after is 0 (off) unless set; its value reaches the plan."""
     assert f.load_config().routing.hedge_after == 0

@@ -54,6 +54,7 @@ def build_client(
             max_retry_wait=r.max_retry_wait,
             store=_store(p),
             name=r.name,
+            weights=[m.weight for m in p.members],
         )
 
 
