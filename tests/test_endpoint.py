@@ -569,3 +569,8 @@ async def test_redaction_comes_before_the_cut() -> None:
     )
     err = await fails_with(c, f.BadRequest)
     assert key[:8] not in str(err)
+
+
+def test_clients_report_the_public_module() -> None:
+    """The clients are fallover.OpenAIClient and fallover.AnthropicClient in tracebacks."""
+    assert {f.OpenAIClient.__module__, f.AnthropicClient.__module__} == {"fallover"}

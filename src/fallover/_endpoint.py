@@ -233,26 +233,37 @@ class Endpoint:
         return self._complete(request, self._limits())
 
     async def _complete(self, request: ChatRequest, limits: tuple[int, float]) -> ChatResponse:
-        run = self._observed(self._run(request, False, "error", limits), request, False)
-        async with contextlib.aclosing(run) as events:
-            async for event in events:
-                if isinstance(event, Completed):
-                    return event.response
-        raise AssertionError("the retry loop ended without an answer")  # pragma: no cover
+        rec = _otel.TELEMETRY.call(self.model, request, stream=False, standalone=True)
+        if rec is not None:
+            async with contextlib.aclosing(
+                rec.observe(self._answered(request, limits), self)
+            ) as run:
+                async for event in run:
+                    if isinstance(event, Completed):
+                        return event.response
+            raise AssertionError("the retry loop ended without an answer")  # pragma: no cover
+        answer: list[ChatResponse] = []
+        # No events and no aclose() to pay for: the loop only fills ``answer``.
+        async for _ in self._run(request, answer, "error", limits):
+            pass  # pragma: no cover
+        return answer[0]
+
+    async def _answered(
+        self, request: ChatRequest, limits: tuple[int, float]
+    ) -> AsyncGenerator[StreamEvent, None]:
+        """The whole answer as one ``Completed`` event, for telemetry to observe."""
+        answer: list[ChatResponse] = []
+        async for _ in self._run(request, answer, "error", limits):
+            pass  # pragma: no cover
+        yield Completed(response=answer[0])
 
     def stream(
         self, request: ChatRequest, *, on_interrupt: OnInterrupt = "error"
     ) -> AsyncIterator[StreamEvent]:
         """Yield the answer's deltas, then ``Completed``; see docs/streaming.md."""
         _rules.check_on_interrupt(on_interrupt)
-        return self._observed(self._run(request, True, on_interrupt, self._limits()), request, True)
-
-    def _observed(
-        self, events: AsyncGenerator[StreamEvent, None], request: ChatRequest, streaming: bool
-    ) -> AsyncGenerator[StreamEvent, None]:
-        """``events``, recorded as this client's own call when telemetry is on (and no
-        recorded pool is asking it: then the pool's attempt span is the record)."""
-        rec = _otel.TELEMETRY.call(self.model, request, stream=streaming, standalone=True)
+        events = self._run(request, None, on_interrupt, self._limits())
+        rec = _otel.TELEMETRY.call(self.model, request, stream=True, standalone=True)
         return events if rec is None else rec.observe(events, self)
 
     def _retry_delay(
@@ -269,15 +280,16 @@ class Endpoint:
     async def _run(
         self,
         request: ChatRequest,
-        streaming: bool,
+        answer: list[ChatResponse] | None,
         on_interrupt: OnInterrupt,
         limits: tuple[int, float],
     ) -> AsyncGenerator[StreamEvent, None]:
-        """The member retry loop, for ``complete`` (one ``Completed``) and ``stream`` alike.
+        """The member retry loop, for ``complete`` and ``stream`` alike.
 
-        Before the first delta a failure is retried like any other; after it,
-        ``"error"`` raises StreamInterrupted and ``"restart"`` yields Restarted
-        and tries again while retries allow.
+        For ``complete`` (``answer`` given) the whole answer is appended to
+        ``answer`` and nothing is yielded. Before the first delta a failure is
+        retried like any other; after it, ``"error"`` raises StreamInterrupted
+        and ``"restart"`` yields Restarted and tries again while retries allow.
         """
         self._check_open()
         tries = 0
@@ -285,8 +297,8 @@ class Endpoint:
             text: list[str] = []
             shown = False
             try:
-                if not streaming:
-                    yield Completed(response=await self._complete_once(request))
+                if answer is not None:
+                    answer.append(await self._complete_once(request))
                     return
                 async with contextlib.aclosing(self._stream_once(request)) as events:
                     async for event in events:
@@ -464,3 +476,7 @@ class AnthropicClient(Endpoint):
     codec = AnthropicCodec
     default_provider = "anthropic"
     default_base_url = "https://api.anthropic.com"
+
+
+# Tracebacks and reprs name the public path, not this module.
+OpenAIClient.__module__ = AnthropicClient.__module__ = "fallover"
