@@ -234,14 +234,15 @@ class Endpoint:
 
     async def _complete(self, request: ChatRequest, limits: tuple[int, float]) -> ChatResponse:
         rec = _otel.TELEMETRY.call(self.model, request, stream=False, standalone=True)
-        if rec is not None:
-            async with contextlib.aclosing(
-                rec.observe(self._answered(request, limits), self)
-            ) as run:
-                async for event in run:
-                    if isinstance(event, Completed):
-                        return event.response
-            raise AssertionError("the retry loop ended without an answer")  # pragma: no cover
+        if rec is None:
+            return await self._whole(request, limits)
+        async with contextlib.aclosing(rec.observe(self._answered(request, limits), self)) as run:
+            async for event in run:
+                if isinstance(event, Completed):
+                    return event.response
+        raise AssertionError("the retry loop ended without an answer")  # pragma: no cover
+
+    async def _whole(self, request: ChatRequest, limits: tuple[int, float]) -> ChatResponse:
         answer: list[ChatResponse] = []
         # No events and no aclose() to pay for: the loop only fills ``answer``.
         async for _ in self._run(request, answer, "error", limits):
@@ -252,10 +253,7 @@ class Endpoint:
         self, request: ChatRequest, limits: tuple[int, float]
     ) -> AsyncGenerator[StreamEvent, None]:
         """The whole answer as one ``Completed`` event, for telemetry to observe."""
-        answer: list[ChatResponse] = []
-        async for _ in self._run(request, answer, "error", limits):
-            pass  # pragma: no cover
-        yield Completed(response=answer[0])
+        yield Completed(response=await self._whole(request, limits))
 
     def stream(
         self, request: ChatRequest, *, on_interrupt: OnInterrupt = "error"
