@@ -56,10 +56,15 @@ def test_capabilities_default_to_the_presets() -> None:
     assert member.capabilities == {"tools", "reasoning"}
 
 
-def test_capabilities_follow_the_model_family() -> None:
-    """An OpenAI reasoning model takes reasoning; gpt-4o does not."""
-    assert plan(f.Config(), "openai/o3-mini").members[0].capabilities == ALL
-    assert "reasoning" not in plan(f.Config(), "openai/gpt-4o").members[0].capabilities
+@pytest.mark.parametrize(
+    ("model", "reasons"),
+    [("o3-mini", True), ("gpt-5.1", True), ("gpt-4o", False), ("gpt-5-chat-latest", False)],
+)
+def test_capabilities_follow_the_model_family(model: str, reasons: bool) -> None:
+    """OpenAI's reasoning models take reasoning; gpt-4o and the gpt-5 chat variants do not."""
+    capabilities = plan(f.Config(), f"openai/{model}").members[0].capabilities
+    assert ("reasoning" in capabilities) is reasons
+    assert {"tools", "vision", "json_schema"} <= capabilities
 
 
 def test_declared_capabilities_win_over_the_preset() -> None:

@@ -14,6 +14,7 @@ loaded, so they are assumed capable, like providers that are not built in.
 
 from __future__ import annotations
 
+import fnmatch
 import os
 from collections.abc import Mapping
 from typing import Literal
@@ -40,14 +41,14 @@ class Preset(msgspec.Struct, kw_only=True, frozen=True):
     key_required: bool = True
     base_url_env: str | None = None
     capabilities: frozenset[str] = CAPABILITIES
-    # (model name prefix, capabilities): the first prefix the model starts with wins.
+    # (model name glob, capabilities): the first pattern the model matches wins.
     by_model: tuple[tuple[str, frozenset[str]], ...] = ()
     docs: str = ""
 
     def capabilities_of(self, model: str) -> frozenset[str]:
         """What ``model`` of this provider takes, by its name's family, else the default."""
-        for prefix, capabilities in self.by_model:
-            if model.startswith(prefix):
+        for pattern, capabilities in self.by_model:
+            if fnmatch.fnmatchcase(model, pattern):
                 return capabilities
         return self.capabilities
 
@@ -68,7 +69,10 @@ PRESETS: dict[str, Preset] = {
         # gpt-4o family: tools, images, structured outputs; reasoning_effort is for the
         # o-series and gpt-5 (https://platform.openai.com/docs/guides/reasoning).
         capabilities=TOOLS | VISION | JSON_SCHEMA,
-        by_model=tuple((family, CAPABILITIES) for family in ("o1", "o3", "o4", "gpt-5")),
+        by_model=(
+            ("gpt-5*chat*", TOOLS | VISION | JSON_SCHEMA),  # the chat variants do not reason
+            *((family, CAPABILITIES) for family in ("o1*", "o3*", "o4*", "gpt-5*")),
+        ),
         docs="https://platform.openai.com/docs/api-reference/chat",
     ),
     # https://docs.anthropic.com/en/api/messages ; like the SDK, the base URL has no /v1
