@@ -1,0 +1,272 @@
+"""Routing under load: stale successes, all-parked pools, thousand-member pools.
+
+Each figure runs fallover's router and, when it is installed, LiteLLM's Router
+on the same workload against the same simulator, and counts what reached the
+server from the simulator's own log.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+
+import fallover as f
+from fallover.testing import MockClient
+
+from ._common import REQ, Env, Figure, Goal, Stats, per_call, ratio
+
+SCENARIO = """
+[models.slowfirst]
+after = 1
+statuses = [429]
+repeat = true
+retry_after = 30
+latency = 0.3
+[models.down2a]
+down_for = 2
+fail_status = 429
+retry_after = 2
+[models.down2b]
+down_for = 2
+fail_status = 429
+retry_after = 2
+[models.steady2]
+reply = "ok"
+"""
+
+MSGS = [{"role": "user", "content": "Review: def f(): return 1"}]
+
+
+def _litellm() -> Any | None:
+    """LiteLLM's Router class, or None when LiteLLM is not installed."""
+    try:
+        os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+        os.environ.setdefault("LITELLM_LOG", "ERROR")
+        import litellm
+        from litellm import Router
+    except ImportError:
+        return None
+    litellm.telemetry = False
+    litellm.suppress_debug_info = True
+    for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    return Router
+
+
+def _deployment(env: Env, name: str, model: str) -> dict[str, Any]:
+    params = {"model": f"openai/{model}", "api_base": env.base + "/v1", "api_key": "sk-b"}
+    return {"model_name": name, "litellm_params": params}
+
+
+async def _log(env: Env) -> list[dict[str, Any]]:
+    async with aiohttp.ClientSession() as s, s.get(env.base + "/_sim/log") as r:
+        entries: list[dict[str, Any]] = await r.json()
+    return entries
+
+
+def _after_first_429(log: list[dict[str, Any]], model: str, latency: float) -> int:
+    """Requests to ``model`` that arrived after its first 429 had come back."""
+    mine = [e for e in log if e["model"] == model]
+    first = min((e["t"] for e in mine if e["status"] == 429), default=None)
+    if first is None:
+        return 0
+    return sum(e["t"] > first + latency for e in mine)
+
+
+async def _reset(env: Env) -> None:
+    async with aiohttp.ClientSession() as s:
+        await s.post(env.base + "/_sim/reset")
+
+
+async def _fan(call: Callable[[], Awaitable[object]], total: int, concurrency: int) -> list[bool]:
+    """Run ``call`` ``total`` times, ``concurrency`` at once; True per call that answered."""
+    import anyio
+
+    ok: list[bool] = []
+    limiter = anyio.CapacityLimiter(concurrency)
+
+    async def one() -> None:
+        async with limiter:
+            try:
+                await call()
+            except Exception:
+                ok.append(False)
+            else:
+                ok.append(True)
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(total):
+            tg.start_soon(one)
+    return ok
+
+
+async def stale_success(env: Env) -> Figure:
+    """A primary that answers its first request slowly, then only 429 (Retry-After: 30)."""
+    total, concurrency = env.n(1000, 200), 50
+    Router = _litellm()
+    ours: list[float] = []
+    theirs: list[float] = []
+    ours_after: list[float] = []
+    theirs_after: list[float] = []
+    for _ in range(env.repeats):
+        await _reset(env)
+        router = f.AsyncRouter([env.client("slowfirst"), env.client("steady2")])
+        async with router:
+            await _fan(lambda r=router: r.complete(REQ), total, concurrency)
+        log = await _log(env)
+        ours.append(float(sum(e["model"] == "slowfirst" for e in log)))
+        ours_after.append(float(_after_first_429(log, "slowfirst", 0.3)))
+        if Router is not None:
+            await _reset(env)
+            ll = Router(
+                model_list=[
+                    _deployment(env, "primary", "slowfirst"),
+                    _deployment(env, "backup", "steady2"),
+                ],
+                fallbacks=[{"primary": ["backup"]}],
+                num_retries=0,
+                allowed_fails=0,
+                cooldown_time=30,
+            )
+            await _fan(lambda r=ll: r.acompletion(model="primary", messages=MSGS), total, 50)
+            log = await _log(env)
+            theirs.append(float(sum(e["model"] == "slowfirst" for e in log)))
+            theirs_after.append(float(_after_first_429(log, "slowfirst", 0.3)))
+    mine, mine_after = Stats.of(ours), Stats.of(ours_after)
+    rows = [["fallover", f"{mine.median:.0f} (max {mine.max:.0f})", f"{mine_after.max:.0f}"]]
+    data: dict[str, Any] = {
+        "requests": total,
+        "concurrency": concurrency,
+        "fallover": {"primary": mine.json(), "after_first_429": mine_after.json()},
+    }
+    if theirs:
+        other, other_after = Stats.of(theirs), Stats.of(theirs_after)
+        rows.append(
+            [
+                "LiteLLM Router",
+                f"{other.median:.0f} (max {other.max:.0f})",
+                f"{other_after.max:.0f}",
+            ]
+        )
+        data["litellm"] = {"primary": other.json(), "after_first_429": other_after.json()}
+    return Figure(
+        "stale_success",
+        "A slow success does not unpark",
+        f"{total} requests at concurrency {concurrency}; the primary answers its first "
+        "request after 300 ms and every later one 429 with Retry-After: 30. Requests that "
+        "reached the primary (the first wave is already in flight when the 429s come back)."
+        + ("" if theirs else " LiteLLM is not installed: its column is missing."),
+        ["router", "requests reaching the primary", "sent after its first 429 came back (max)"],
+        rows,
+        data,
+        [Goal("primary requests sent after its first 429 came back", mine_after.max, 0, unit="")],
+    )
+
+
+async def all_parked(env: Env) -> Figure:
+    """Two members that both answer 429 (Retry-After: 2) for two seconds, then recover."""
+    total, concurrency = env.n(100, 40), 20
+    Router = _litellm()
+    per_call_ours: list[float] = []
+    answered_ours: list[float] = []
+    per_call_theirs: list[float] = []
+    answered_theirs: list[float] = []
+    walls: list[float] = []
+    for _ in range(env.repeats):
+        await _reset(env)
+        router = f.AsyncRouter([env.client("down2a"), env.client("down2b")], call_timeout=10)
+        async with router:
+            start = time.perf_counter()
+            ok = await _fan(lambda r=router: r.complete(REQ), total, concurrency)
+            walls.append(time.perf_counter() - start)
+        sent = sum(e["model"] in ("down2a", "down2b") for e in await _log(env))
+        per_call_ours.append(sent / total)
+        answered_ours.append(float(sum(ok)))
+        if Router is not None:
+            await _reset(env)
+            ll = Router(
+                model_list=[
+                    _deployment(env, "primary", "down2a"),
+                    _deployment(env, "backup", "down2b"),
+                ],
+                fallbacks=[{"primary": ["backup"]}],
+                num_retries=0,
+                timeout=10,
+            )
+            ok = await _fan(
+                lambda r=ll: r.acompletion(model="primary", messages=MSGS), total, concurrency
+            )
+            sent = sum(e["model"] in ("down2a", "down2b") for e in await _log(env))
+            per_call_theirs.append(sent / total)
+            answered_theirs.append(float(sum(ok)))
+    per, answered, wall = Stats.of(per_call_ours), Stats.of(answered_ours), Stats.of(walls)
+    rows = [["fallover", f"{per.median:.2f}", f"{answered.min:.0f} of {total}", wall.ms()]]
+    data: dict[str, Any] = {
+        "calls": total,
+        "concurrency": concurrency,
+        "fallover": {"requests_per_call": per.json(), "answered": answered.json()},
+        "wall_s": wall.json(),
+    }
+    if per_call_theirs:
+        tp, ta = Stats.of(per_call_theirs), Stats.of(answered_theirs)
+        rows.append(["LiteLLM Router", f"{tp.median:.2f}", f"{ta.min:.0f} of {total}", "—"])
+        data["litellm"] = {"requests_per_call": tp.json(), "answered": ta.json()}
+    first_wave = 2 * concurrency / total
+    return Figure(
+        "all_parked",
+        "An all-parked pool waits instead of hammering",
+        f"{total} calls at concurrency {concurrency}, `call_timeout=10`; both members answer "
+        "429 with Retry-After: 2 for two seconds, then recover. Upstream requests per call, "
+        f"and calls answered. The first wave ({concurrency} calls, each meeting both members "
+        f"before either 429 is back) costs {first_wave:.2f} requests per call of the total by "
+        "itself; every later call sends one request, after the recovery."
+        + ("" if per_call_theirs else " LiteLLM is not installed: its row is missing."),
+        ["router", "upstream requests per call", "answered (min)", "wall time"],
+        rows,
+        data,
+        [
+            Goal("upstream requests per call", per.max, 1.05),
+            Goal("calls answered", answered.min, total, better="higher", unit=""),
+        ],
+    )
+
+
+async def parked_1000(env: Env) -> Figure:
+    """A thousand-member pool with 999 parked beside a healthy two-member pool (no HTTP)."""
+    n = env.n(3000, 200)
+
+    async def answer(request: f.ChatRequest) -> str:
+        return "ok"
+
+    two = f.AsyncRouter([MockClient(answer, alias="m/a"), MockClient(answer, alias="m/b")])
+    members = [MockClient(answer, alias=f"m/{i:04d}") for i in range(1000)]
+    big = f.AsyncRouter(members)
+    for m in members[:-1]:
+        big.store.park(m.alias, 3600)
+    small = await per_call(lambda: two.complete(REQ), n, env.repeats)
+    parked = await per_call(lambda: big.complete(REQ), n, env.repeats)
+    attempts = len((await big.complete(REQ)).attempts)
+    return Figure(
+        "parked_1000",
+        "A thousand members, 999 parked",
+        "Scripted members (no HTTP): the router's own work per call when only the last of "
+        "1,000 members is live, beside a healthy pool of two.",
+        ["pool", "per call", "attempts on each answer"],
+        [
+            ["2 members, healthy", small.us(), "1"],
+            ["1000 members, 999 parked", parked.us(), str(attempts)],
+        ],
+        {"two": small.json(), "parked_1000": parked.json(), "attempts": attempts},
+        [
+            Goal("1000 with 999 parked ÷ 2 healthy, per call", ratio(parked, small), 2.0),
+            Goal("attempts on each answer", float(attempts), 2, unit=""),
+        ],
+    )
+
+
+FIGURES = [stale_success, all_parked, parked_1000]
