@@ -316,11 +316,10 @@ async def test_a_new_process_sees_existing_parks_on_its_first_call(
 
 async def test_a_silent_redis_does_not_hold_the_first_call() -> None:
     """Redis accepting connections but never answering: the first call goes on with local parks."""
-    silent: list[anyio.abc.SocketStream] = []
 
     async def accept(stream: anyio.abc.SocketStream) -> None:
-        silent.append(stream)  # keep it open, say nothing
-        await anyio.sleep_forever()
+        async with stream:  # keep it open, say nothing; closed when the test ends
+            await anyio.sleep_forever()
 
     listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
     port = listener.extra(anyio.abc.SocketAttribute.local_port)

@@ -31,6 +31,7 @@ from ._routing import (
     AsyncRouter,
     CooldownStore,
     MemoryCooldowns,
+    Pace,
     RedisCooldowns,
     fan_out,
 )
@@ -87,6 +88,7 @@ __all__ = [
     "MockClient",
     "ModelNotFound",
     "OpenAIClient",
+    "Pace",
     "ProviderError",
     "ProviderState",
     "ProviderTimeout",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from types import TracebackType
 from typing import Literal, Protocol, Self, runtime_checkable
 
@@ -80,6 +80,9 @@ class PoolSettings(msgspec.Struct, kw_only=True, frozen=True):
 
     max_retries: int = 0
     max_retry_wait: float | None = None
+    # Called with (alias, response headers) for every response the member gets:
+    # how a pool reads the providers' rate-limit headers (docs/routing.md, "Pacing").
+    on_headers: Callable[[str, Mapping[str, str]], None] | None = None
 
 
 _POOL: contextvars.ContextVar[PoolSettings | None] = contextvars.ContextVar(

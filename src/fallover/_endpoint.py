@@ -14,7 +14,7 @@ import contextlib
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Iterable, Mapping
 from types import TracebackType
-from typing import Any, ClassVar, Self, final
+from typing import Any, ClassVar, Self, TypeAlias, final
 
 import anyio
 import msgspec
@@ -54,6 +54,11 @@ from ._types import (
 __all__ = ["AnthropicClient", "Endpoint", "OpenAIClient", "missing_capabilities"]
 
 log = logging.getLogger("fallover")
+
+
+HeadersHook: TypeAlias = Callable[[str, Mapping[str, str]], None] | None
+# Retries, the longest wait, and the calling pool's reader of response headers.
+CallSettings: TypeAlias = tuple[int, float, HeadersHook]
 
 
 def missing_capabilities(request: ChatRequest, capabilities: frozenset[str]) -> str | None:
@@ -184,16 +189,17 @@ class Endpoint:
         """The longest server-requested delay waited out when called alone."""
         return self._max_retry_wait if self._max_retry_wait is not None else d.MAX_RETRY_WAIT
 
-    def _limits(self) -> tuple[int, float]:
-        """Retries and the longest wait for this call: explicit, else the pool's, else alone."""
+    def _limits(self) -> CallSettings:
+        """Retries and the longest wait for this call: explicit, else the pool's, else alone;
+        and the pool's reader of response headers (rate limits), if any."""
         pool = current_pool()
         if pool is None:
-            return self.max_retries, self.max_retry_wait
+            return self.max_retries, self.max_retry_wait, None
         retries = self._max_retries if self._max_retries is not None else pool.max_retries
         wait = self._max_retry_wait
         if wait is None:
             wait = pool.max_retry_wait if pool.max_retry_wait is not None else d.MAX_RETRY_WAIT
-        return retries, wait
+        return retries, wait, pool.on_headers
 
     def __repr__(self) -> str:
         key = "set" if self._api_key else "none"
@@ -232,7 +238,7 @@ class Endpoint:
         # The pool's settings are read now, when the call is made, not when it is awaited.
         return self._complete(request, self._limits())
 
-    async def _complete(self, request: ChatRequest, limits: tuple[int, float]) -> ChatResponse:
+    async def _complete(self, request: ChatRequest, limits: CallSettings) -> ChatResponse:
         rec = _otel.TELEMETRY.call(self.model, request, stream=False, standalone=True)
         if rec is None:
             return await self._whole(request, limits)
@@ -242,7 +248,7 @@ class Endpoint:
                     return event.response
         raise AssertionError("the retry loop ended without an answer")  # pragma: no cover
 
-    async def _whole(self, request: ChatRequest, limits: tuple[int, float]) -> ChatResponse:
+    async def _whole(self, request: ChatRequest, limits: CallSettings) -> ChatResponse:
         answer: list[ChatResponse] = []
         # No events and no aclose() to pay for: the loop only fills ``answer``.
         async for _ in self._run(request, answer, "error", limits):
@@ -250,7 +256,7 @@ class Endpoint:
         return answer[0]
 
     async def _answered(
-        self, request: ChatRequest, limits: tuple[int, float]
+        self, request: ChatRequest, limits: CallSettings
     ) -> AsyncGenerator[StreamEvent, None]:
         """The whole answer as one ``Completed`` event, for telemetry to observe."""
         yield Completed(response=await self._whole(request, limits))
@@ -264,11 +270,9 @@ class Endpoint:
         rec = _otel.TELEMETRY.call(self.model, request, stream=True, standalone=True)
         return events if rec is None else rec.observe(events, self)
 
-    def _retry_delay(
-        self, exc: e.ProviderError, tries: int, limits: tuple[int, float]
-    ) -> float | None:
+    def _retry_delay(self, exc: e.ProviderError, tries: int, limits: CallSettings) -> float | None:
         """How long to wait before retrying, or None to give up now."""
-        max_retries, max_wait = limits
+        max_retries, max_wait, _ = limits
         if tries >= max_retries or not verdict(exc).retry:
             return None
         if exc.retry_after is not None:
@@ -280,7 +284,7 @@ class Endpoint:
         request: ChatRequest,
         answer: list[ChatResponse] | None,
         on_interrupt: OnInterrupt,
-        limits: tuple[int, float],
+        limits: CallSettings,
     ) -> AsyncGenerator[StreamEvent, None]:
         """The member retry loop, for ``complete`` and ``stream`` alike.
 
@@ -296,9 +300,9 @@ class Endpoint:
             shown = False
             try:
                 if answer is not None:
-                    answer.append(await self._complete_once(request))
+                    answer.append(await self._complete_once(request, limits[2]))
                     return
-                async with contextlib.aclosing(self._stream_once(request)) as events:
+                async with contextlib.aclosing(self._stream_once(request, limits[2])) as events:
                     async for event in events:
                         if type(event) is TextDelta:
                             text.append(event.text)
@@ -341,7 +345,7 @@ class Endpoint:
             incoming.status, incoming.headers, body, alias=self.alias, secret=self._api_key
         )
 
-    async def _complete_once(self, request: ChatRequest) -> ChatResponse:
+    async def _complete_once(self, request: ChatRequest, hook: HeadersHook) -> ChatResponse:
         sent = self._request(request, stream=False)
         transport = self._transport
         mapped = map_transport_errors(alias=self.alias, secret=self._api_key)
@@ -350,6 +354,8 @@ class Endpoint:
             with anyio.move_on_after(self.timeout):
                 with mapped:
                     incoming = await transport.send(sent)
+                    if hook is not None:
+                        hook(self.alias, incoming.headers)
                     try:
                         if incoming.status >= 300:
                             raise await self._error_of(incoming)
@@ -388,7 +394,9 @@ class Endpoint:
             )
         return response
 
-    async def _stream_once(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
+    async def _stream_once(
+        self, request: ChatRequest, hook: HeadersHook
+    ) -> AsyncGenerator[StreamEvent, None]:
         sent = self._request(request, stream=True)
         transport = self._transport
         mapped = map_transport_errors(alias=self.alias, secret=self._api_key)
@@ -398,6 +406,8 @@ class Endpoint:
                 with anyio.move_on_after(self.timeout) as scope:
                     with mapped:
                         incoming = await transport.send(sent)
+                        if hook is not None:
+                            hook(self.alias, incoming.headers)
                         if incoming.status >= 300:
                             raise await self._error_of(incoming)
                 if scope.cancelled_caught or incoming is None:

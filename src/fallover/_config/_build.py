@@ -12,7 +12,7 @@ from typing import Any
 from .._client import LLMClient
 from .._endpoint import AnthropicClient, OpenAIClient
 from .._errors import ConfigError
-from .._routing import AsyncRouter
+from .._routing import AsyncRouter, Pace
 from ._keys import read_key
 from ._load import load_config
 from ._resolve import Member, Plan, plan
@@ -55,6 +55,12 @@ def build_client(
             store=_store(p),
             name=r.name,
             weights=[m.weight for m in p.members],
+            limits={
+                m.alias: Pace(rpm=m.rpm, tpm=m.tpm)
+                for m in p.members
+                if m.rpm is not None or m.tpm is not None
+            },
+            hedge_after=r.hedge_after,
         )
 
 

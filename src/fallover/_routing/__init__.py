@@ -4,8 +4,9 @@ See docs/architecture.md, "Routing", for where each decision is made.
 """
 
 from ._fanout import fan_out
+from ._pacing import Pace
 from ._redis import RedisCooldowns
 from ._router import AsyncRouter
 from ._store import CooldownStore, MemoryCooldowns
 
-__all__ = ["AsyncRouter", "CooldownStore", "MemoryCooldowns", "RedisCooldowns", "fan_out"]
+__all__ = ["AsyncRouter", "CooldownStore", "MemoryCooldowns", "Pace", "RedisCooldowns", "fan_out"]

@@ -13,11 +13,12 @@ import asyncio
 import collections
 import logging
 import random
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from types import TracebackType
 from typing import Self, final
 
 import anyio
+import anyio.abc
 import anyio.lowlevel
 
 from .. import _defaults, _otel, _rules
@@ -26,9 +27,10 @@ from .._client import LLMClient, OnInterrupt, PoolSettings, pooled
 from .._rules import POLICIES, Policy
 from .._types import ChatRequest, ChatResponse, Completed, Restarted, StreamEvent, TextDelta
 from ._budget import Alarm
+from ._pacing import Pace, Pacer, exhausted_for
 from ._policy import Order, make_policy
 from ._store import CooldownStore, MemoryCooldowns, ParkKind
-from ._walk import View, Walk
+from ._walk import Try, View, Walk
 
 __all__ = ["POLICIES", "AsyncRouter"]
 
@@ -51,6 +53,8 @@ class AsyncRouter:
         store: CooldownStore | None = None,
         name: str | None = None,
         weights: Sequence[float] | None = None,
+        limits: Mapping[str, Pace] | None = None,
+        hedge_after: float = _defaults.HEDGE_AFTER,
         rng: random.Random | None = None,
     ) -> None:
         members = tuple(members)
@@ -76,13 +80,27 @@ class AsyncRouter:
         self._members = members
         self._policy_name = policy
         self._policy: Order = make_policy(policy, members, weights=weights, rng=rng)
+        _rules.check_non_negative("hedge_after", hedge_after)
+        self._hedge_after = hedge_after
+        self._weights: tuple[float, ...] = tuple(weights or (_defaults.WEIGHT,) * len(members))
         self._call_timeout = call_timeout
         self._cooldown = cooldown
         self._cooldown_max = cooldown_max
         self._pool = PoolSettings(
-            max_retries=_defaults.POOLED_MAX_RETRIES, max_retry_wait=max_retry_wait
+            max_retries=_defaults.POOLED_MAX_RETRIES,
+            max_retry_wait=max_retry_wait,
+            on_headers=self._read_headers,
         )
         self._store: CooldownStore = store if store is not None else MemoryCooldowns()
+        limits = dict(limits or {})
+        unknown = sorted(set(limits) - set(aliases))
+        if unknown:
+            raise ValueError(f"limits name no member of the pool: {', '.join(unknown)}")
+        for alias, pace in limits.items():
+            if not isinstance(pace, Pace):
+                raise TypeError(f"limits[{alias!r}] is {type(pace).__name__}, not a fallover.Pace")
+        self._limits: dict[str, Pace] = limits
+        self.pacer = Pacer(limits, clock=self._store.now)
         self._name = name or ",".join(aliases)
         self._view: View | None = None
         self._opened = False
@@ -138,9 +156,34 @@ class AsyncRouter:
         return self._call_timeout
 
     @property
+    def weights(self) -> tuple[float, ...]:
+        """Each member's weight under the ``weighted`` policy, in member order."""
+        return self._weights
+
+    @property
+    def limits(self) -> dict[str, Pace]:
+        """Each paced member's requests and tokens per minute, by alias."""
+        return dict(self._limits)
+
+    @property
+    def hedge_after(self) -> float:
+        """Seconds without an answer before the next member is asked too (0: never)."""
+        return self._hedge_after
+
+    @property
     def cooldown_max(self) -> float:
         """The longest park the backoff reaches."""
         return self._cooldown_max
+
+    def _read_headers(self, alias: str, headers: Mapping[str, str]) -> None:
+        """A member's response headers: park it until its reset when they say nothing is left."""
+        seconds = exhausted_for(headers)
+        if seconds is not None and seconds > 0:
+            # Not a failure: the backoff streak is left alone.
+            self._store.park(alias, seconds, count=False)
+            log.info(
+                "parked %s for %.1fs: its rate-limit headers say nothing is left", alias, seconds
+            )
 
     def park_length(self, key: str, kind: ParkKind) -> float:
         """How long a failure of ``key`` parks it, before the server's Retry-After."""
@@ -190,18 +233,81 @@ class AsyncRouter:
 
     async def _walk(self, walk: Walk, request: ChatRequest) -> ChatResponse:
         pool = self._pool
+        hedge = self._hedge_after > 0
         while True:
             member = await walk.next_member()
+            assert member is not None
             # A cancelled caller stops here, before the member is even asked.
             await anyio.lowlevel.checkpoint_if_cancelled()
-            walk.start(member)
+            attempt = walk.start(member)
+            if hedge:
+                hedge = False  # never more than one hedge per call
+                answer = await self._race(walk, attempt, request)
+                if answer is not None:
+                    return answer
+                continue
             try:
                 with pooled(pool):
                     response = await member.complete(request)
             except Exception as exc:
-                walk.failed(member, exc)
+                walk.failed(attempt, exc)
                 continue
-            return walk.answered(member, response)
+            return walk.answered(attempt, response)
+
+    async def _race(self, walk: Walk, first: Try, request: ChatRequest) -> ChatResponse | None:
+        """Ask ``first``; if it has not answered within ``hedge_after``, ask the next member
+        too. The first answer wins and the other attempt is cancelled, not parked. None
+        when every attempt failed (the walk goes on)."""
+        pool = self._pool
+        send, receive = anyio.create_memory_object_stream[tuple[Try, ChatResponse | Exception]](2)
+        running: dict[Try, anyio.CancelScope] = {}
+
+        async def run(
+            attempt: Try, *, task_status: anyio.abc.TaskStatus[anyio.CancelScope]
+        ) -> None:
+            with anyio.CancelScope() as scope:
+                task_status.started(scope)
+                outcome: ChatResponse | Exception
+                try:
+                    with pooled(pool):
+                        outcome = await attempt.member.complete(request)
+                except Exception as exc:
+                    outcome = exc
+                send.send_nowait((attempt, outcome))
+
+        def cancel_the_rest() -> None:
+            for attempt, scope in running.items():
+                scope.cancel()
+                walk.lost_race(attempt)
+            running.clear()
+
+        with send, receive:
+            async with anyio.create_task_group() as tg:
+                running[first] = await tg.start(run, first)
+                done: tuple[Try, ChatResponse | Exception] | None = None
+                with anyio.move_on_after(self._hedge_after):
+                    done = await receive.receive()
+                if done is None:
+                    member = await walk.next_member(wait=False)
+                    if member is not None:
+                        second = walk.start(member)
+                        running[second] = await tg.start(run, second)
+                    done = await receive.receive()
+                while True:
+                    attempt, outcome = done
+                    del running[attempt]
+                    if isinstance(outcome, ChatResponse):
+                        cancel_the_rest()
+                        return walk.answered(attempt, outcome)
+                    try:
+                        walk.failed(attempt, outcome)
+                    except BaseException:
+                        cancel_the_rest()
+                        raise
+                    if not running:
+                        return None
+                    done = await receive.receive()
+        raise AssertionError("unreachable: the race returns from inside")  # pragma: no cover
 
     async def stream(
         self, request: ChatRequest, *, on_interrupt: OnInterrupt = "error"
@@ -220,7 +326,7 @@ class AsyncRouter:
                         break
                     alarm.waiting = asyncio.current_task()
                 try:
-                    member = await walk.next_member()
+                    next_member = await walk.next_member()
                 except asyncio.CancelledError:
                     if alarm is not None and alarm.settle():
                         break  # the call's budget ran out while waiting for a member
@@ -228,8 +334,10 @@ class AsyncRouter:
                 finally:
                     if alarm is not None:
                         alarm.waiting = None
+                assert next_member is not None
+                member = next_member
                 await anyio.lowlevel.checkpoint_if_cancelled()
-                walk.start(member)
+                attempt = walk.start(member)
                 with pooled(pool):
                     if walk.rec is None:
                         events = member.stream(request, on_interrupt="error")
@@ -252,7 +360,7 @@ class AsyncRouter:
                             finally:
                                 alarm.waiting = None
                         if isinstance(event, Completed):
-                            yield Completed(response=walk.answered(member, event.response))
+                            yield Completed(response=walk.answered(attempt, event.response))
                             return
                         if isinstance(event, Restarted):
                             continue  # a member streams with "error": only a nested pool restarts
@@ -260,11 +368,11 @@ class AsyncRouter:
                             parts.append(event.text)
                         if not yielded:
                             yielded = True
-                            walk.first_event()
+                            walk.first_event(attempt)
                         yield event
                 except StopAsyncIteration:
                     walk.failed(
-                        member,
+                        attempt,
                         e.ConnectionFailed("stream ended without Completed", alias=member.alias),
                     )
                     continue
@@ -276,7 +384,7 @@ class AsyncRouter:
                     if alarm is not None and alarm.settle():
                         break  # the member turned the budget's cancel into an error
                     interrupted = "".join(parts) if yielded and on_interrupt == "error" else None
-                    walk.failed(member, exc, partial=interrupted)
+                    walk.failed(attempt, exc, partial=interrupted)
                     if yielded:
                         cause = exc.error if isinstance(exc, e.StreamInterrupted) else exc
                         yield Restarted(alias=member.alias, reason=str(cause))

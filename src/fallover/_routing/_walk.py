@@ -32,13 +32,14 @@ from .. import _otel
 from .._classify import Verdict, verdict
 from .._client import LLMClient
 from .._types import Attempt, ChatRequest, ChatResponse
+from ._pacing import estimate_tokens
 from ._store import CooldownStore, ParkKind
 
 if TYPE_CHECKING:
     from .._otel._record import CallRecorder
     from ._router import AsyncRouter
 
-__all__ = ["View", "Walk"]
+__all__ = ["Try", "View", "Walk"]
 
 log = logging.getLogger("fallover")
 
@@ -80,20 +81,34 @@ class View:
         return store.version == self.version and store.now() < self.expires
 
 
+class Try:
+    """One attempt: a member being asked, when it began, when its first event came."""
+
+    __slots__ = ("first_event", "member", "perf", "started")
+
+    def __init__(self, member: LLMClient, started: float) -> None:
+        self.member = member
+        self.started = started  # on the store's clock; before every park if none was set
+        self.perf = time.perf_counter()
+        self.first_event: float | None = None
+
+    def elapsed(self) -> float:
+        return round(time.perf_counter() - self.perf, 6)
+
+
 class Walk:
     """The state of one routed call: what was tried, what was skipped, probes held."""
 
     __slots__ = (
-        "_attempt_started",
-        "_current",
         "_deadline",
-        "_first_event",
         "_following",
         "_order",
-        "_perf_started",
+        "_paced",
         "_pos",
         "_probes",
+        "_running",
         "_spent",
+        "_tokens",
         "_unfit",
         "attempts",
         "context_floor",
@@ -119,10 +134,9 @@ class Walk:
         self._probes: list[str] = []
         self._spent: set[str] = set()  # tried in this call and not parked: never again
         self._unfit: dict[str, str] = {}  # skipped for good in this call, with the reason
-        self._current: LLMClient | None = None
-        self._first_event: float | None = None
-        self._attempt_started = _BEFORE_ANY_PARK
-        self._perf_started = 0.0
+        self._running: list[Try] = []  # attempts under way (two while a hedge races)
+        self._paced: dict[str, float] = {}  # at their rate limit in this pass: seconds to wait
+        self._tokens = -1  # the request's estimated tokens, when a pacer needs them
 
     # -- choosing ------------------------------------------------------------------
 
@@ -130,6 +144,7 @@ class Walk:
         router = self.router
         store = router.store
         self._following.clear()
+        self._paced.clear()
         if not store.has_parks():
             live: Sequence[LLMClient] = router.members
         else:
@@ -146,10 +161,11 @@ class Walk:
         self._order = router.policy.order(live)
         self._pos = 0
 
-    async def next_member(self) -> LLMClient:
+    async def next_member(self, *, wait: bool = True) -> LLMClient | None:
         """The next member to ask; waits when every fitting member is parked.
 
-        Raises ``AllModelsFailed`` or ``Unsupported`` when there is none.
+        Raises ``AllModelsFailed`` or ``Unsupported`` when there is none. With
+        ``wait=False`` (a hedge) it returns None instead of waiting or raising.
         """
         store = self.router.store
         while True:
@@ -177,7 +193,19 @@ class Walk:
                 if not self._fits(member):
                     self._give_back(key)
                     continue
+                pacer = self.router.pacer
+                if pacer and pacer.limited(key):
+                    if self._tokens < 0:
+                        self._tokens = estimate_tokens(self.request)
+                    capacity_in = pacer.wait(key, self._tokens)
+                    if capacity_in > 0:
+                        self._paced[key] = capacity_in  # at its limit: the next, or wait
+                        self._give_back(key)
+                        continue
+                    pacer.take(key, self._tokens)
                 return member
+            if not wait:
+                return None
             await self._wait_or_raise()
 
     def _fits(self, member: LLMClient) -> bool:
@@ -216,6 +244,8 @@ class Walk:
                 retry_after = left if retry_after is None else min(retry_after, left)
                 if store.kind(key) != "long":  # a person has to act on a long park
                     soonest = min(soonest, left)
+            elif key in self._paced:
+                soonest = min(soonest, self._paced[key])  # capacity comes back
             elif store.half_open(key):
                 if key in self._following:
                     following = True
@@ -235,49 +265,62 @@ class Walk:
 
     # -- outcomes ------------------------------------------------------------------
 
-    def start(self, member: LLMClient) -> None:
+    def start(self, member: LLMClient) -> Try:
         """Note that ``member`` is being asked now."""
-        self._current = member
         store = self.router.store
-        self._attempt_started = store.now() if store.has_parks() else _BEFORE_ANY_PARK
-        self._perf_started = time.perf_counter()
-        self._first_event = None
+        attempt = Try(member, store.now() if store.has_parks() else _BEFORE_ANY_PARK)
+        self._running.append(attempt)
         policy = self.router.policy
         if policy.learns:
             policy.started(member)
         if self.rec is not None:
             self.rec.attempt(member)
+        return attempt
 
-    def first_event(self) -> None:
-        """The member being asked produced its first event (streams)."""
-        if self._first_event is None:
-            self._first_event = time.perf_counter() - self._perf_started
+    def first_event(self, attempt: Try) -> None:
+        """``attempt``'s member produced its first event (streams)."""
+        if attempt.first_event is None:
+            attempt.first_event = time.perf_counter() - attempt.perf
         if self.rec is not None:
             self.rec.first_event()
 
-    def _settle(self, member: LLMClient, *, ok: bool) -> None:
-        self._current = None
+    def _settle(self, attempt: Try, *, ok: bool) -> None:
+        if attempt in self._running:
+            self._running.remove(attempt)
         policy = self.router.policy
         if policy.learns:
-            if ok and self._first_event is None:
-                self._first_event = time.perf_counter() - self._perf_started
-            policy.finished(member, self._first_event if ok else None)
+            if ok and attempt.first_event is None:
+                attempt.first_event = time.perf_counter() - attempt.perf
+            policy.finished(attempt.member, attempt.first_event if ok else None)
 
-    def _elapsed(self) -> float:
-        return round(time.perf_counter() - self._perf_started, 6)
+    def lost_race(self, attempt: Try) -> None:
+        """A hedged attempt that another member beat to the first event: cancelled, not parked."""
+        self._settle(attempt, ok=False)
+        self._give_back(attempt.member.alias)
+        self.attempts.append(
+            Attempt(
+                alias=attempt.member.alias,
+                outcome="error",
+                error="cancelled: the hedge answered first",
+                elapsed_s=attempt.elapsed(),
+            )
+        )
 
     def _give_back(self, key: str) -> None:
         if key in self._probes:
             self._probes.remove(key)
             self.router.store.end_probe(key)
 
-    def answered(self, member: LLMClient, response: ChatResponse) -> ChatResponse:
+    def answered(self, attempt: Try, response: ChatResponse) -> ChatResponse:
         """Record the answer, clear the member's park if this is newer news."""
-        key = member.alias
-        self._settle(member, ok=True)
+        key = attempt.member.alias
+        self._settle(attempt, ok=True)
         store = self.router.store
         if store.has_parks() or store.streak(key):
-            store.succeeded(key, started=self._attempt_started)
+            store.succeeded(key, started=attempt.started)
+        pacer = self.router.pacer
+        if pacer and self._tokens >= 0:
+            pacer.settle(key, self._tokens, response.usage)
         if self._probes:
             self._give_back(key)
         if self.rec is not None:
@@ -285,16 +328,17 @@ class Walk:
         if response.attempts and not self.attempts:
             return response  # a nested pool already told the whole story
         own = response.attempts or (
-            Attempt(alias=response.alias, outcome="ok", elapsed_s=self._elapsed()),
+            Attempt(alias=response.alias, outcome="ok", elapsed_s=attempt.elapsed()),
         )
         return msgspec.structs.replace(response, attempts=(*self.attempts, *own))
 
-    def failed(self, member: LLMClient, exc: Exception, *, partial: str | None = None) -> None:
+    def failed(self, attempt: Try, exc: Exception, *, partial: str | None = None) -> None:
         """Record a failure and apply its verdict; raise when the verdict says so.
 
         ``partial`` is the text a stream already yielded when it must not restart.
         """
-        self._settle(member, ok=False)
+        member = attempt.member
+        self._settle(attempt, ok=False)
         if self.rec is not None:
             self.rec.attempt_failed(exc)
         v = verdict(exc)
@@ -309,14 +353,14 @@ class Walk:
                 outcome="error",
                 error=reason,
                 status=status if isinstance(status, int) else None,
-                elapsed_s=self._elapsed(),
+                elapsed_s=attempt.elapsed(),
             )
         )
         if not isinstance(exc, e.FalloverError):
             log.warning(
                 "%s raised %s; falling over", member.alias, type(exc).__name__, exc_info=exc
             )
-        self._park(member, exc, v, reason)
+        self._park(attempt, exc, v, reason)
         if v.action == "raise":
             raise exc
         if v.action == "larger_context":
@@ -335,8 +379,8 @@ class Walk:
             ) from exc
         _otel.fell_over(self.rec, member.alias, cause, reason)
 
-    def _park(self, member: LLMClient, exc: Exception, v: Verdict, reason: str) -> None:
-        key = member.alias
+    def _park(self, attempt: Try, exc: Exception, v: Verdict, reason: str) -> None:
+        key = attempt.member.alias
         self._give_back(key)
         if v.park == "none":
             self._spent.add(key)
@@ -346,7 +390,7 @@ class Walk:
         server = float(retry_after) if isinstance(retry_after, int | float) else 0.0
         kind: ParkKind = "long" if v.park == "long" else "backoff"
         set_at = store.parked_at(key)
-        if set_at is not None and self._attempt_started < set_at:
+        if set_at is not None and attempt.started < set_at:
             # Old news: a park set after this attempt began already stands. Honour a
             # longer server delay, but the failure does not count towards the backoff.
             seconds = max(self.router.park_length(key, kind) if kind == "long" else 0.0, server)
@@ -358,16 +402,15 @@ class Walk:
         _otel.parked(self.rec, key, left, exc, reason)
 
     def out_of_budget(self) -> None:
-        """Record the member interrupted by the call budget (it is not parked)."""
-        member = self._current
-        if member is not None:
-            self._settle(member, ok=False)
+        """Record the members interrupted by the call budget (they are not parked)."""
+        for attempt in list(self._running):
+            self._settle(attempt, ok=False)
             self.attempts.append(
                 Attempt(
-                    alias=member.alias,
+                    alias=attempt.member.alias,
                     outcome="error",
                     error="interrupted: call_timeout ran out",
-                    elapsed_s=self._elapsed(),
+                    elapsed_s=attempt.elapsed(),
                 )
             )
 
@@ -378,8 +421,8 @@ class Walk:
 
     def close(self) -> None:
         """Give back probes that were taken but not settled (the call ended or was cancelled)."""
-        if self._current is not None:
-            self._settle(self._current, ok=False)
+        for attempt in list(self._running):
+            self._settle(attempt, ok=False)
         if self._probes:
             store = self.router.store
             for key in self._probes:

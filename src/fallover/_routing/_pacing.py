@@ -1,0 +1,202 @@
+"""Pacing: never send a member more than its requests and tokens per minute.
+
+Limits are the router's (``AsyncRouter(limits={alias: Pace(rpm=, tpm=)})``, or
+``rpm``/``tpm`` in the config): a member is one endpoint with one key, and the
+pool is what decides where a call goes. Each limit is a token bucket that
+refills at ``limit / 60`` per second and holds one second's worth, so a
+fan-out is spread evenly instead of spending a minute's allowance in a burst.
+A call's tokens are estimated before it is sent (the prompt's characters / 4,
+plus ``max_tokens``) and corrected by the usage the answer reports.
+
+The providers' own headers are read too (``x-ratelimit-remaining-*`` and
+``-reset-*`` from OpenAI-style servers, ``anthropic-ratelimit-*`` from
+Anthropic): a member that reports nothing left is parked until its reset,
+before it ever answers 429. See docs/routing.md, "Pacing and hedging".
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime
+
+import msgspec
+
+from .._types import ChatRequest, Usage
+
+__all__ = ["Pace", "Pacer", "estimate_tokens", "exhausted_for"]
+
+
+class Pace(msgspec.Struct, kw_only=True, frozen=True):
+    """A member's limits: requests and tokens per minute (None: no limit)."""
+
+    rpm: int | None = None
+    tpm: int | None = None
+
+    def __post_init__(self) -> None:
+        for name, value in (("rpm", self.rpm), ("tpm", self.tpm)):
+            if value is not None and (not isinstance(value, int) or value <= 0):
+                raise ValueError(f"Pace.{name} must be a positive whole number, got {value!r}")
+
+
+class _Bucket:
+    """A token bucket: ``rate`` per second, holding at most ``capacity``."""
+
+    __slots__ = ("capacity", "level", "rate", "stamp")
+
+    def __init__(self, per_minute: int, now: float) -> None:
+        self.rate = per_minute / 60.0
+        self.capacity = max(1.0, self.rate)
+        self.level = self.capacity
+        self.stamp = now
+
+    def _refill(self, now: float) -> None:
+        if now > self.stamp:
+            self.level = min(self.capacity, self.level + (now - self.stamp) * self.rate)
+            self.stamp = now
+
+    def wait(self, amount: float, now: float) -> float:
+        """Seconds until ``amount`` may be taken (a request larger than the bucket waits
+        for a full bucket and then overdraws it)."""
+        self._refill(now)
+        need = min(amount, self.capacity)
+        if self.level >= need:
+            return 0.0
+        return (need - self.level) / self.rate
+
+    def take(self, amount: float, now: float) -> None:
+        self._refill(now)
+        self.level -= amount
+
+    def give(self, amount: float) -> None:
+        self.level = min(self.capacity, self.level + amount)
+
+
+class Pacer:
+    """The buckets of every limited member of one pool."""
+
+    def __init__(self, limits: Mapping[str, Pace], *, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        now = clock()
+        self._requests: dict[str, _Bucket] = {}
+        self._tokens: dict[str, _Bucket] = {}
+        for key, pace in limits.items():
+            if pace.rpm is not None:
+                self._requests[key] = _Bucket(pace.rpm, now)
+            if pace.tpm is not None:
+                self._tokens[key] = _Bucket(pace.tpm, now)
+
+    def __bool__(self) -> bool:
+        return bool(self._requests or self._tokens)
+
+    def limited(self, key: str) -> bool:
+        """True when ``key`` has a limit."""
+        return key in self._requests or key in self._tokens
+
+    def wait(self, key: str, tokens: int) -> float:
+        """Seconds until ``key`` may be sent a call of ``tokens`` (0: now)."""
+        now = self._clock()
+        wait = 0.0
+        bucket = self._requests.get(key)
+        if bucket is not None:
+            wait = bucket.wait(1, now)
+        bucket = self._tokens.get(key)
+        if bucket is not None:
+            wait = max(wait, bucket.wait(tokens, now))
+        return wait
+
+    def take(self, key: str, tokens: int) -> None:
+        """Spend one request and ``tokens`` of ``key``'s allowance."""
+        now = self._clock()
+        bucket = self._requests.get(key)
+        if bucket is not None:
+            bucket.take(1, now)
+        bucket = self._tokens.get(key)
+        if bucket is not None:
+            bucket.take(tokens, now)
+
+    def settle(self, key: str, estimated: int, usage: Usage | None) -> None:
+        """Correct the estimate by the tokens the answer reports it used."""
+        bucket = self._tokens.get(key)
+        if bucket is None or usage is None:
+            return
+        used = usage.input_tokens + usage.output_tokens
+        if used < estimated:
+            bucket.give(estimated - used)
+        else:
+            bucket.take(used - estimated, self._clock())
+
+
+def estimate_tokens(request: ChatRequest) -> int:
+    """A request's tokens before it is sent: its text's characters / 4, plus ``max_tokens``."""
+    chars = 0
+    for m in request.messages:
+        content = m.content
+        if isinstance(content, str):
+            chars += len(content)
+        else:
+            chars += sum(len(getattr(p, "text", "")) for p in content)
+    for t in request.tools:
+        chars += len(t.description or "") + len(t.name)
+    return chars // 4 + 1 + (request.max_tokens or 0)
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_UNIT = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+
+
+def _duration(text: str) -> float | None:
+    """OpenAI's reset durations (``6m0s``, ``0.4s``, ``20ms``); a bare number is seconds."""
+    text = text.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    parts = _DURATION.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        return None
+    return sum(float(n) * _UNIT[u] for n, u in parts)
+
+
+def _instant(text: str, wall: float) -> float | None:
+    """Anthropic's reset instants (RFC 3339), as seconds from ``wall``."""
+    try:
+        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when.timestamp() - wall
+
+
+def exhausted_for(
+    headers: Mapping[str, str], *, wall: Callable[[], float] = time.time
+) -> float | None:
+    """Seconds until the provider's allowance is back, when its headers say none is left."""
+    longest: float | None = None
+    for kind in ("requests", "tokens", "input-tokens", "output-tokens"):
+        left = headers.get(f"x-ratelimit-remaining-{kind}")
+        if left is not None and _is_zero(left):
+            reset = headers.get(f"x-ratelimit-reset-{kind}")
+            seconds = _duration(reset) if reset is not None else None
+            longest = _longer(longest, seconds)
+        left = headers.get(f"anthropic-ratelimit-{kind}-remaining")
+        if left is not None and _is_zero(left):
+            reset = headers.get(f"anthropic-ratelimit-{kind}-reset")
+            seconds = _instant(reset, wall()) if reset is not None else None
+            longest = _longer(longest, seconds)
+    return longest
+
+
+def _is_zero(text: str) -> bool:
+    try:
+        return float(text) <= 0
+    except ValueError:
+        return False
+
+
+def _longer(current: float | None, seconds: float | None) -> float | None:
+    if seconds is None or not math.isfinite(seconds):
+        seconds = 1.0  # nothing left and no usable reset: hold off briefly
+    seconds = max(seconds, 0.0)
+    return seconds if current is None else max(current, seconds)
