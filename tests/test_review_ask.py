@@ -20,14 +20,17 @@ NO_SCHEMA = ALL - {"json_schema"}
 class Member:
     """An LLMClient with chosen capabilities whose answers a handler scripts."""
 
-    def __init__(self, handler: Handler, *, capabilities: frozenset[str] = ALL) -> None:
+    def __init__(
+        self, handler: Handler, *, capabilities: frozenset[str] = ALL, alias: str = "test/member"
+    ) -> None:
         self._handler = handler
+        self._alias = alias
         self._capabilities = capabilities
         self.requests: list[fallover.ChatRequest] = []
 
     @property
     def alias(self) -> str:
-        return "test/member"
+        return self._alias
 
     @property
     def context_window(self) -> int | None:
@@ -154,42 +157,38 @@ async def test_a_reply_cut_off_at_the_token_limit_says_so(tmp_path: Any) -> None
     )
 
 
-async def test_a_failed_structured_call_with_skipped_members_is_asked_plainly(
-    tmp_path: Any,
-) -> None:
-    """The schema-capable members all failed and some were skipped: the plain request goes once."""
+async def test_a_pool_whose_members_all_take_the_schema_gets_it(tmp_path: Any) -> None:
+    """A pool (nested pools included) of json_schema members is sent the schema."""
     changes = one_file(tmp_path)
-    first = [
-        fallover.Attempt(alias="strong", outcome="error", error="503", status=503),
-        fallover.Attempt(alias="plain", outcome="skipped", error="cannot take json_schema"),
-    ]
 
     async def answer(request: fallover.ChatRequest) -> str:
-        if request.response_format is not None:
-            raise fallover.AllModelsFailed(first)
         return finding(changes[0].path)
 
-    member = Member(answer)
-    (result,) = await run(member, changes)
-    assert [r.response_format for r in member.requests] == [FINDINGS_SCHEMA, None]
-    assert result.ok and not result.structured
-    assert [a.alias for a in result.attempts] == ["strong", "plain"]
+    first, second = Member(answer, alias="t/first"), Member(answer, alias="t/second")
+    inner = fallover.AsyncRouter([second])
+    async with fallover.AsyncRouter([first, inner]) as pool:
+        (result,) = await run(pool, changes)
+    assert result.ok and result.structured
+    assert first.requests[0].response_format == FINDINGS_SCHEMA
 
 
-async def test_a_failed_call_without_skipped_members_is_not_repeated(tmp_path: Any) -> None:
-    """Every member was tried and failed: the file fails, asked once, attempts kept."""
+async def test_a_mixed_pool_is_asked_in_words_and_falls_over(tmp_path: Any) -> None:
+    """One member without json_schema: no schema for anyone, so a failure falls over to it."""
     changes = one_file(tmp_path)
-    attempts = [fallover.Attempt(alias="strong", outcome="error", error="503", status=503)]
+
+    async def down(request: fallover.ChatRequest) -> str:
+        raise fallover.ServerFailed("strong: 503", alias="strong", status=503)
 
     async def answer(request: fallover.ChatRequest) -> str:
-        raise fallover.AllModelsFailed(attempts)
+        return finding(changes[0].path)
 
-    member = Member(answer)
-    (result,) = await run(member, changes)
-    assert len(member.requests) == 1
-    assert not result.ok and result.response is None
-    assert result.error is not None and result.error.startswith("AllModelsFailed")
-    assert [a.status for a in result.attempts] == [503]
+    strong = Member(down, alias="t/strong")
+    plain = Member(answer, capabilities=NO_SCHEMA, alias="t/plain")
+    async with fallover.AsyncRouter([strong, plain]) as pool:
+        (result,) = await run(pool, changes)
+    assert [r.response_format for r in strong.requests + plain.requests] == [None, None]
+    assert result.ok and not result.structured
+    assert [a.outcome for a in result.attempts] == ["error", "ok"]
 
 
 async def test_concurrency_never_exceeds_the_limit(tmp_path: Any) -> None:

@@ -647,3 +647,26 @@ async def test_a_member_without_json_schema_is_asked_in_words(
     (record,) = jsonl(done)
     assert record["structured"] is False
     assert [f["line"] for f in record["findings"]] == [2]
+
+
+async def test_a_mixed_pool_falls_over_when_the_schema_member_is_down(
+    tmp_path: Path, provider: Provider
+) -> None:
+    """One member lacks json_schema: the pool is asked in words and the file falls over."""
+    repo = make_repo(tmp_path)
+    provider.down = {"strong"}
+    cfg = capable_config(
+        tmp_path, provider.base_url, ("strong", ["json_schema"]), ("plain", ["tools"])
+    )
+    done = await review(repo, "--diff", "main", "src/added.py", "--json", cfg=cfg)
+    assert done.returncode == 0, done.stderr.decode()
+    assert [(b["model"], "response_format" in b) for b in provider.bodies] == [
+        ("strong", False),
+        ("plain", False),
+    ]
+    (record,) = jsonl(done)
+    assert record["ok"] and record["alias"] == "plain/plain" and record["structured"] is False
+    assert [(a["alias"], a["outcome"]) for a in record["attempts"]] == [
+        ("strong/strong", "error"),
+        ("plain/plain", "ok"),
+    ]
