@@ -13,11 +13,11 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Iterable, Mapping
-from types import TracebackType
-from typing import Any, ClassVar, Self, TypeAlias, final
+from typing import Any, ClassVar, TypeAlias, final
 
 import anyio
 import msgspec
+from anyio.abc import AsyncResource
 from yarl import URL
 
 from . import _defaults as d
@@ -67,7 +67,7 @@ def missing_capabilities(request: ChatRequest, capabilities: frozenset[str]) -> 
     return f"cannot take {', '.join(sorted(missing))}" if missing else None
 
 
-class Endpoint:
+class Endpoint(AsyncResource):
     """A client for one endpoint: one model at one base URL with one key."""
 
     codec: ClassVar[Callable[..., Codec]]
@@ -215,17 +215,6 @@ class Endpoint:
         """Close the pooled connections; the client can't be used after."""
         self._closed = True
         await self._transport.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def _check_open(self) -> None:
         if self._closed:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from types import TracebackType
-from typing import Any, Self, TypeAlias, final
+from typing import Any, TypeAlias, final
 
 import msgspec
+from anyio.abc import AsyncResource
 from multidict import CIMultiDict
 
 from .. import _errors as e
@@ -150,7 +150,7 @@ ClientHandler: TypeAlias = Callable[[ChatRequest], Awaitable[MockAnswer]]
 
 
 @final
-class MockClient:
+class MockClient(AsyncResource):
     """An LLMClient driven by ``handler``; records every request in ``requests``.
 
     The handler receives each request and returns the answer (a string, a
@@ -251,14 +251,3 @@ class MockClient:
     async def aclose(self) -> None:
         """Mark closed."""
         self.closed = True
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
