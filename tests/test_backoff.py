@@ -28,3 +28,27 @@ def test_bad_settings_name_themselves() -> None:
         Backoff(first=0)
     with pytest.raises(ValueError, match="cap"):
         Backoff(first=2, cap=1)
+
+
+async def test_a_member_parked_a_thousand_times_in_a_row_still_falls_over() -> None:
+    """Park lengths stay at cooldown_max however long the streak (no overflow at 2**1024)."""
+    import fallover as f
+    from fallover.testing import MockClient
+
+    async def down(request: f.ChatRequest) -> str:
+        raise f.ServerFailed("down", alias="p/down")
+
+    async def up(request: f.ChatRequest) -> str:
+        return "ok"
+
+    router = f.AsyncRouter(
+        [MockClient(down, alias="p/down"), MockClient(up, alias="p/up")],
+        cooldown=1e-9,
+        cooldown_max=1e-9,
+    )
+    async with router:
+        for _ in range(1100):
+            resp = await router.complete(
+                f.ChatRequest(messages=[f.Message(role="user", content="x")])
+            )
+            assert resp.alias == "p/up"

@@ -23,6 +23,7 @@ import anyio.lowlevel
 
 from .. import _defaults, _otel, _rules
 from .. import _errors as e
+from .._backoff import Backoff
 from .._client import LLMClient, OnInterrupt, PoolSettings, pooled
 from .._rules import POLICIES, Policy
 from .._types import ChatRequest, ChatResponse, Completed, Restarted, StreamEvent, TextDelta
@@ -86,6 +87,7 @@ class AsyncRouter:
         self._call_timeout = call_timeout
         self._cooldown = cooldown
         self._cooldown_max = cooldown_max
+        self._parks = Backoff(first=cooldown, cap=cooldown_max, jitter=False)
         self._pool = PoolSettings(
             max_retries=_defaults.POOLED_MAX_RETRIES,
             max_retry_wait=max_retry_wait,
@@ -189,7 +191,7 @@ class AsyncRouter:
         """How long a failure of ``key`` parks it, before the server's Retry-After."""
         if kind == "long":
             return self._cooldown_max
-        return min(self._cooldown * 2.0 ** self._store.streak(key), self._cooldown_max)
+        return self._parks.delay(self._store.streak(key))
 
     def view(self) -> View:
         """The pool split into live and parked members, reused while it is fresh."""
