@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal, TypeAlias, get_args
 
+from ._client import OnInterrupt
 from ._types import CAPABILITIES
 
 __all__ = [
@@ -35,7 +36,6 @@ __all__ = [
 Policy: TypeAlias = Literal["priority", "round-robin", "weighted", "latency"]
 POLICIES: tuple[str, ...] = get_args(Policy)
 
-OnInterrupt: TypeAlias = Literal["error", "restart"]
 ON_INTERRUPTS: tuple[str, ...] = get_args(OnInterrupt)
 
 STORE_SCHEMES: tuple[str, ...] = ("redis://", "rediss://", "unix://")
