@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Iterable, Mapping
-from typing import Any, ClassVar, TypeAlias, final
+from typing import Any, ClassVar, NamedTuple, TypeAlias, final
 
 import anyio
 import msgspec
@@ -57,8 +57,14 @@ log = logging.getLogger("fallover")
 
 
 HeadersHook: TypeAlias = Callable[[str, Mapping[str, str]], None] | None
-# Retries, the longest wait, and the calling pool's reader of response headers.
-CallSettings: TypeAlias = tuple[int, float, HeadersHook]
+
+
+class CallSettings(NamedTuple):
+    """What one call runs with, decided when it is made."""
+
+    retries: int
+    max_retry_wait: float
+    on_headers: HeadersHook  # the calling pool's reader of response headers (rate limits)
 
 
 def missing_capabilities(request: ChatRequest, capabilities: frozenset[str]) -> str | None:
@@ -194,12 +200,12 @@ class Endpoint(AsyncResource):
         and the pool's reader of response headers (rate limits), if any."""
         pool = current_pool()
         if pool is None:
-            return self.max_retries, self.max_retry_wait, None
+            return CallSettings(self.max_retries, self.max_retry_wait, None)
         retries = self._max_retries if self._max_retries is not None else pool.max_retries
         wait = self._max_retry_wait
         if wait is None:
             wait = pool.max_retry_wait if pool.max_retry_wait is not None else d.MAX_RETRY_WAIT
-        return retries, wait, pool.on_headers
+        return CallSettings(retries, wait, pool.on_headers)
 
     def __repr__(self) -> str:
         key = "set" if self._api_key else "none"
@@ -261,11 +267,10 @@ class Endpoint(AsyncResource):
 
     def _retry_delay(self, exc: e.ProviderError, tries: int, limits: CallSettings) -> float | None:
         """How long to wait before retrying, or None to give up now."""
-        max_retries, max_wait, _ = limits
-        if tries >= max_retries or not verdict(exc).retry:
+        if tries >= limits.retries or not verdict(exc).retry:
             return None
         if exc.retry_after is not None:
-            return exc.retry_after if exc.retry_after <= max_wait else None
+            return exc.retry_after if exc.retry_after <= limits.max_retry_wait else None
         return MEMBER_RETRIES.delay(tries)
 
     async def _run(
@@ -289,9 +294,11 @@ class Endpoint(AsyncResource):
             shown = False
             try:
                 if answer is not None:
-                    answer.append(await self._complete_once(request, limits[2]))
+                    answer.append(await self._complete_once(request, limits.on_headers))
                     return
-                async with contextlib.aclosing(self._stream_once(request, limits[2])) as events:
+                async with contextlib.aclosing(
+                    self._stream_once(request, limits.on_headers)
+                ) as events:
                     async for event in events:
                         if type(event) is TextDelta:
                             text.append(event.text)
