@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import os
+import socket
 import subprocess
 import sys
 import textwrap
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 import anyio
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
@@ -572,3 +577,65 @@ async def test_a_plain_client_in_a_pool_is_the_pools_attempt(
         "input": (usage.input_tokens, 1),
         "output": (usage.output_tokens, 1),
     }
+
+
+@pytest.mark.slow
+async def test_the_gateways_metrics_page_shows_the_routing_instruments(
+    simulator: SimFactory, tmp_path: Path
+) -> None:
+    """`fallover serve`'s /metrics carries the call, token and fallover instruments."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    sim = await simulator(e503=Fault(statuses=[503], repeat=True), ok=Fault(reply="fine"))
+    base = sim.base_url + "/v1"
+    config = tmp_path / "fallover.toml"
+    config.write_text(
+        f'[providers.bad]\nprotocol = "openai"\nbase_url = "{base}"\nmodel = "e503"\n'
+        f'[providers.good]\nprotocol = "openai"\nbase_url = "{base}"\nmodel = "ok"\n'
+        '[routing]\nname = "review"\nmodels = [{ provider = "bad" }, { provider = "good" }]\n'
+    )
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "fallover",
+        "serve",
+        "--config",
+        str(config),
+        "--port",
+        str(port),
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    try:
+        assert proc.stderr is not None
+        with anyio.fail_after(30):
+            while b"listening on http://" not in (line := await proc.stderr.readline()):
+                assert line, "fallover serve exited before listening"
+        url = f"http://127.0.0.1:{port}"
+        body = {"model": "review", "messages": [{"role": "user", "content": "hi"}]}
+        async with aiohttp.ClientSession() as session:
+            async with session.post(f"{url}/v1/chat/completions", json=body) as resp:
+                assert resp.status == 200, await resp.text()
+            async with session.get(f"{url}/metrics") as resp:
+                text = await resp.text()
+    finally:
+        proc.terminate()
+        await proc.wait()
+    samples = [s for family in text_string_to_metric_families(text) for s in family.samples]
+
+    def value(name: str, **labels: str) -> float:
+        return sum(
+            s.value
+            for s in samples
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
+        )
+
+    assert (
+        value("gen_ai_client_operation_duration_seconds_count", gen_ai_request_model="review") == 1
+    )
+    assert value("fallover_fallovers_total", fallover_alias="bad/e503") == 1
+    assert value("fallover_parks_total", fallover_alias="bad/e503", error_type="ServerFailed") == 1
+    assert value("gen_ai_client_token_usage_count", gen_ai_token_type="output") == 1
