@@ -44,3 +44,28 @@ def test_redact_url_keeps_what_is_not_secret() -> None:
         redact_url("https://x.test/v1?api-version=2024-10-21&key=abc")
         == "https://x.test/v1?api-version=2024-10-21&key=***"
     )
+
+
+def test_config_repr_and_check_hide_base_url_credentials(
+    tmp_path: pytest.TempPathFactory,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A base_url with user info or ?key= shows neither in the config's repr nor in `check`."""
+    import fallover
+    from fallover._cli import main
+
+    path = tmp_path / "fallover.toml"  # type: ignore[operator]
+    path.write_text(
+        'model = "corp/m"\n[providers.corp]\nprotocol = "openai"\n'
+        'base_url = "https://bob:hunter22@llm.corp.test/v1?key=AQ.gem-key-42"\napi_key = "k"\n'
+    )
+    monkeypatch.chdir(tmp_path)  # type: ignore[arg-type]
+    from fallover._config import plan
+
+    config = fallover.load_config(str(path))
+    shown = repr(config) + repr(plan(config).members)
+    assert main(["check", "--config", str(path)]) == 0
+    shown += capsys.readouterr().out
+    assert "llm.corp.test" in shown
+    assert "hunter22" not in shown and "AQ.gem-key-42" not in shown

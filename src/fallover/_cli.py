@@ -195,7 +195,7 @@ def check(args: argparse.Namespace, out: TextIO) -> int:
         retries = m.max_retries if m.max_retries is not None else pooled
         window = f", context {m.context_window}" if m.context_window else ""
         print(f"  {i}. {m.alias}", file=out)
-        print(f"     {m.protocol} {m.base_url}", file=out)
+        print(f"     {m.protocol} {redact_url(m.base_url)}", file=out)
         print(f"     key: {_key_state(m)}", file=out)
         print(f"     {timeouts}, retries {retries}{window}", file=out)
     print(f"presets with keys in the environment: {', '.join(present) or 'none'}", file=out)

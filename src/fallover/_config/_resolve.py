@@ -14,6 +14,7 @@ import msgspec
 
 from .. import _defaults as d
 from .._errors import ConfigError
+from .._redact import redact_url
 from .._types import CAPABILITIES
 from ._keys import KeySource, key_source
 from ._presets import PRESETS, Preset, auto_pool
@@ -49,7 +50,10 @@ class Member(msgspec.Struct, kw_only=True, frozen=True):
     where: str = "model"  # the config key that put it in the pool
 
     def __repr__(self) -> str:
-        return f"Member(alias={self.alias!r}, base_url={self.base_url!r}, key={self.key_source!r})"
+        return (
+            f"Member(alias={self.alias!r}, base_url={redact_url(self.base_url)!r}, "
+            f"key={self.key_source!r})"
+        )
 
     @property
     def key_source(self) -> str:

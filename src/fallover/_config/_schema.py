@@ -69,6 +69,8 @@ class ProviderConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, o
         }
         if self.api_key is not None:
             fields["api_key"] = "<redacted>"
+        if self.base_url is not None:
+            fields["base_url"] = redact_url(self.base_url)
         if self.headers:
             fields["headers"] = shown_headers(self.headers)
         return f"ProviderConfig({', '.join(f'{k}={v!r}' for k, v in fields.items())})"
