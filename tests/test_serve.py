@@ -110,6 +110,24 @@ async def _served_sim(serve: ServeFactory, sim: Simulator, tmp_path: Path, **kw:
     return await serve(config=sim_config(tmp_path, sim.base_url), **kw)
 
 
+async def test_unnamed_routing_pool_is_served_as_default(
+    serve: ServeFactory, sim: Simulator, tmp_path: Path
+) -> None:
+    """The [routing] pool without a name is the model "default"; its member is pinned too."""
+    path = tmp_path / "fallover.toml"
+    path.write_text(
+        f'[providers.sima]\nprotocol = "openai"\nbase_url = "{sim.base_url}/v1"\n'
+        'model = "model-a"\n[routing]\nmodels = [{ provider = "sima" }]\n'
+    )
+    gw = await serve(config=fallover.load_config(path))
+    assert gw.gateway.models == ("default", "sima/model-a")
+    async with gw.openai() as client:
+        raw = await client.chat.completions.with_raw_response.create(
+            model="default", messages=[{"role": "user", "content": "hi"}]
+        )
+    assert raw.headers["x-fallover-alias"] == "sima/model-a"
+
+
 # -- plain calls -------------------------------------------------------------------------------
 
 
@@ -717,6 +735,70 @@ async def test_client_disconnect_closes_upstream_and_parks_nothing(serve: ServeF
             )
         assert raw.headers["x-fallover-alias"] == "up/a"
         assert raw.parse().choices[0].message.content == "from a"
+    finally:
+        await runner.cleanup()
+
+
+async def test_stream_client_disconnect_closes_upstream_and_parks_nothing(
+    serve: ServeFactory,
+) -> None:
+    """A streaming client that leaves mid-stream closes the upstream stream; nothing parks."""
+    closed = anyio.Event()
+    calls = 0
+
+    async def upstream(request: web.Request) -> web.StreamResponse:
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            return web.json_response(
+                {
+                    "id": "x",
+                    "object": "chat.completion",
+                    "model": "a",
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": "again"},
+                            "finish_reason": "stop",
+                        }
+                    ],
+                }
+            )
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        chunk = {"model": "a", "choices": [{"index": 0, "delta": {"content": "first"}}]}
+        await resp.write(f"data: {json.dumps(chunk)}\n\n".encode())
+        try:
+            await asyncio.Event().wait()
+        finally:
+            closed.set()
+        return resp
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", upstream)
+    runner, url = await _listen(app)
+    try:
+        pool = fallover.AsyncRouter(
+            [
+                fallover.OpenAIClient(model="a", base_url=f"{url}/v1", alias="up/a"),
+                fallover.MockClient(_echo, alias="mock/b"),
+            ]
+        )
+        gw = await serve({"pool": pool})
+        async with gw.openai() as client:
+            with anyio.fail_after(10):
+                stream = await client.chat.completions.create(
+                    model="pool", messages=[{"role": "user", "content": "x"}], stream=True
+                )
+                async for chunk in stream:
+                    if chunk.choices and chunk.choices[0].delta.content == "first":
+                        break
+                await stream.close()
+                await closed.wait()
+            raw = await client.chat.completions.with_raw_response.create(
+                model="pool", messages=[{"role": "user", "content": "again"}]
+            )
+        assert raw.headers["x-fallover-alias"] == "up/a"
     finally:
         await runner.cleanup()
 

@@ -261,3 +261,25 @@ async def test_two_workers_share_a_park_through_redis(
         gw.proc.send_signal(signal.SIGTERM)
         with anyio.fail_after(30):
             assert await gw.proc.wait() == 0
+
+
+def test_refuses_a_public_address_without_keys(tmp_path: Path) -> None:
+    """Without client keys, `fallover serve` will not listen beyond loopback, and says why."""
+    path = tmp_path / "fallover.toml"
+    path.write_text(
+        '[providers.up]\nprotocol = "openai"\nbase_url = "http://127.0.0.1:9/v1"\nmodel = "m"\n'
+        '[server]\napi_keys_env = "GATEWAY_TEST_KEYS"\n'
+    )
+    env = {k: v for k, v in os.environ.items() if k != "GATEWAY_TEST_KEYS"}
+    env["PYTHONPATH"] = os.pathsep.join(sys.path)
+    done = subprocess.run(
+        [sys.executable, "-m", "fallover", "serve", "--config", str(path), "--host", "0.0.0.0"],
+        capture_output=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert b"refusing to listen on 0.0.0.0 without client keys: set $GATEWAY_TEST_KEYS" in (
+        done.stderr
+    )

@@ -167,11 +167,11 @@ def main(
             return _run_workers(config_path, host, port, workers)
         if not keys:
             _say(f"no client keys ({where} is unset): auth is off, listening on loopback only")
+        install_prometheus()  # before any instrument is made, so all of them reach /metrics
         gateway = gateway_from_config(config, api_keys=keys)
     except ConfigError as exc:
         _say(str(exc))
         return 2
-    install_prometheus()
     asyncio.run(serve(gateway, host=host, port=port, reuse_port=reuse_port))
     return 0
 
