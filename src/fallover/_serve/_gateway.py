@@ -332,6 +332,9 @@ class Gateway:
         self._in_flight += 1
         try:
             return await self._call(request, protocol, model)
+        except Exception as exc:
+            # A bug must still answer in the caller's protocol, and never with its text.
+            return self._failed(protocol, exc, model[0])
         finally:
             self._in_flight -= 1
 
@@ -435,9 +438,19 @@ class Gateway:
                 )
             response = web.StreamResponse(headers={**_SSE_HEADERS, "x-fallover-worker": self._pid})
             await response.prepare(request)
-            with contextlib.suppress(ConnectionResetError):
-                # A client that went away: the upstream stream is closed below, nothing else.
+            try:
                 await self._relay(response, encoder, event, events)
+            except ConnectionResetError:
+                pass  # the client went away: the upstream stream is closed below, nothing else
+            except Exception as exc:
+                # The headers are gone: the stream can only end, with an error event if it can.
+                log.error(
+                    "fallover serve: a stream from %s failed with %s",
+                    chat.model,
+                    type(exc).__name__,
+                )
+                with contextlib.suppress(Exception):
+                    await response.write(encoder.error(500, "internal error in the gateway"))
             return response
         finally:
             await _aclose(events)
