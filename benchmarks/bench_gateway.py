@@ -23,7 +23,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,32 @@ net.Server.prototype.listen = function (...args) {
 """
 
 
+# The least any Python gateway does: read the body, forward it on one pooled session,
+# return the answer. Its overhead is the floor a gateway written with aiohttp stands on.
+_PASSTHROUGH = """
+import sys
+import aiohttp
+from aiohttp import web
+
+upstream, port = sys.argv[1], int(sys.argv[2])
+
+async def session(app):
+    app["s"] = aiohttp.ClientSession()
+    yield
+    await app["s"].close()
+
+async def forward(request):
+    async with request.app["s"].post(upstream, data=await request.read(),
+                                     headers={"Content-Type": "application/json"}) as r:
+        return web.Response(body=await r.read(), status=r.status, content_type="application/json")
+
+app = web.Application()
+app.cleanup_ctx.append(session)
+app.router.add_post("/v1/chat/completions", forward)
+web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+"""
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -72,46 +98,81 @@ class Target:
 
 @dataclass(frozen=True)
 class Load:
-    """Per-request latencies of one run and its throughput."""
+    """Median per-request latency and throughput of one target."""
 
     median: float
     rps: float
     errors: int
 
 
-async def _load(
-    session: aiohttp.ClientSession, t: Target, n: int, concurrency: int, repeats: int
-) -> Load:
-    """Median per-request latency and requests/s over ``repeats`` runs of ``n`` requests."""
+class _Meter:
+    """Sends the benchmark request to a target and records how long each one took."""
 
-    async def one() -> float:
+    def __init__(self, session: aiohttp.ClientSession, t: Target) -> None:
+        self.session = session
+        self.t = t
+        self.errors = 0
+
+    async def one(self) -> float | None:
         start = time.perf_counter()
-        async with session.post(t.url, json=t.body, headers=t.headers) as resp:
-            await resp.read()
-            if resp.status != 200:
-                raise RuntimeError(f"{t.name}: status {resp.status}")
+        try:
+            async with self.session.post(self.t.url, json=self.t.body, headers=self.t.headers) as r:
+                await r.read()
+                if r.status != 200:
+                    raise RuntimeError(f"status {r.status}")
+        except (RuntimeError, aiohttp.ClientError):
+            self.errors += 1
+            return None
         return time.perf_counter() - start
 
-    for _ in range(min(n, 20)):
-        await one()  # warm connections and the gateway's caches
-    medians, rates, errors = [], [], 0
-    for _ in range(repeats):
+    async def burst(self, n: int, concurrency: int) -> tuple[float, float]:
+        """Median latency and requests/s of ``n`` requests, ``concurrency`` at a time."""
         latencies: list[float] = []
 
-        async def worker(count: int, latencies: list[float] = latencies) -> None:
-            nonlocal errors
+        async def worker(count: int) -> None:
             for _ in range(count):
-                try:
-                    latencies.append(await one())
-                except (RuntimeError, aiohttp.ClientError):
-                    errors += 1
+                took = await self.one()
+                if took is not None:
+                    latencies.append(took)
 
         start = time.perf_counter()
         await asyncio.gather(*(worker(n // concurrency) for _ in range(concurrency)))
         wall = time.perf_counter() - start
-        medians.append(statistics.median(latencies) if latencies else float("nan"))
-        rates.append(len(latencies) / wall)
-    return Load(statistics.median(medians), statistics.median(rates), errors)
+        return (statistics.median(latencies) if latencies else float("nan")), len(latencies) / wall
+
+
+async def _interleaved(
+    meters: list[_Meter], n_seq: int, n_c50: int, repeats: int
+) -> dict[str, tuple[Load, Load]]:
+    """Every target measured in the same time window: the machine's load falls on all alike.
+
+    Sequential requests go round-robin over the targets; the concurrency-50
+    bursts take turns, ``repeats`` rounds.
+    """
+    for m in meters:
+        for _ in range(20):
+            await m.one()  # warm connections and each gateway's caches
+    seq: dict[str, list[float]] = {m.t.name: [] for m in meters}
+    for _ in range(n_seq):
+        for m in meters:
+            took = await m.one()
+            if took is not None:
+                seq[m.t.name].append(took)
+    bursts: dict[str, list[tuple[float, float]]] = {m.t.name: [] for m in meters}
+    for _ in range(repeats):
+        for m in meters:
+            bursts[m.t.name].append(await m.burst(n_c50, 50))
+    out = {}
+    for m in meters:
+        name = m.t.name
+        seq_load = Load(statistics.median(seq[name]), 0.0, m.errors)
+        c50_load = Load(
+            statistics.median(b[0] for b in bursts[name]),
+            statistics.median(b[1] for b in bursts[name]),
+            m.errors,
+        )
+        out[name] = (seq_load, c50_load)
+    return out
 
 
 def _wait_ready(proc: subprocess.Popen[bytes], port: int, name: str, timeout: float) -> None:
@@ -149,6 +210,26 @@ def _fallover(
             f"http://127.0.0.1:{port}/v1/chat/completions",
             {},
             {**BODY, "model": "bench"},
+            proc.pid,
+        )
+    finally:
+        stop(proc)
+
+
+@contextmanager
+def _passthrough(env: Env) -> Iterator[Target]:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _PASSTHROUGH, f"{env.base}/v1/chat/completions", str(port)],
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_ready(proc, port, "aiohttp pass-through", 60)
+        yield Target(
+            "bare aiohttp pass-through",
+            f"http://127.0.0.1:{port}/v1/chat/completions",
+            {},
+            dict(BODY),
             proc.pid,
         )
     finally:
@@ -258,36 +339,31 @@ OVERHEAD_TITLE = "Gateway overhead: fallover serve, LiteLLM proxy, Portkey gatew
 
 async def overhead(env: Env) -> Figure:
     """Latency added per request by each gateway, one at a time and at concurrency 50."""
-    n_seq, n_c50 = env.n(400, 20), env.n(1000, 100)
+    n_seq, n_c50 = env.n(400, 20), env.n(600, 100)
     repeats = min(env.repeats, 3)  # a slow peer at concurrency 50 takes minutes per repeat
     direct = Target("direct", f"{env.base}/v1/chat/completions", {}, dict(BODY))
-    results: dict[str, tuple[Load, Load]] = {}
     missing: list[str] = []
     connector = aiohttp.TCPConnector(limit=0)
-    with tempfile.TemporaryDirectory() as tmpdir:
+    with tempfile.TemporaryDirectory() as tmpdir, ExitStack() as stack:
         tmp = Path(tmpdir)
+        targets = [
+            direct,
+            stack.enter_context(_passthrough(env)),
+            stack.enter_context(_fallover(env, tmp)),
+        ]
+        litellm = os.environ.get("FALLOVER_BENCH_LITELLM")
+        if litellm and Path(litellm).exists():
+            targets.append(stack.enter_context(_litellm(env, tmp, litellm)))
+        else:
+            missing.append("LiteLLM proxy (set FALLOVER_BENCH_LITELLM)")
+        portkey = os.environ.get("FALLOVER_BENCH_PORTKEY")
+        if portkey and Path(portkey).exists():
+            targets.append(stack.enter_context(_portkey(env, tmp, portkey)))
+        else:
+            missing.append("Portkey gateway (set FALLOVER_BENCH_PORTKEY)")
         async with aiohttp.ClientSession(connector=connector) as session:
-
-            async def measure(t: Target) -> None:
-                seq = await _load(session, t, n_seq, 1, repeats)
-                c50 = await _load(session, t, n_c50, 50, repeats)
-                results[t.name] = (seq, c50)
-
-            await measure(direct)
-            with _fallover(env, tmp) as t:
-                await measure(t)
-            litellm = os.environ.get("FALLOVER_BENCH_LITELLM")
-            if litellm and Path(litellm).exists():
-                with _litellm(env, tmp, litellm) as t:
-                    await measure(t)
-            else:
-                missing.append("LiteLLM proxy (set FALLOVER_BENCH_LITELLM)")
-            portkey = os.environ.get("FALLOVER_BENCH_PORTKEY")
-            if portkey and Path(portkey).exists():
-                with _portkey(env, tmp, portkey) as t:
-                    await measure(t)
-            else:
-                missing.append("Portkey gateway (set FALLOVER_BENCH_PORTKEY)")
+            meters = [_Meter(session, t) for t in targets]
+            results = await _interleaved(meters, n_seq, n_c50, repeats)
     base_seq, base_c50 = results.pop("direct")
     rows = [
         [
@@ -351,9 +427,12 @@ async def overhead(env: Env) -> Figure:
         "gateway",
         OVERHEAD_TITLE,
         "One upstream (the simulator), one aiohttp client; each gateway in its own process, "
-        f"one worker, measured in the same run ({', '.join(versions) or 'no peers'}). "
-        f"Median latency per request over {n_seq} sequential requests and {n_c50} at "
-        "concurrency 50; overhead is through the gateway minus direct.",
+        f"one worker ({', '.join(versions) or 'no peers'}), all running at once and measured "
+        f"interleaved: {n_seq} sequential rounds of one request to each, then {repeats} rounds "
+        f"of {n_c50} requests at concurrency 50 to each in turn, so the machine's load falls "
+        "on all alike. Median latency per request; overhead is through the gateway minus "
+        "direct. The bare aiohttp pass-through (read, forward, return) is the floor for a "
+        "gateway built on aiohttp.",
         ["path", "sequential", "overhead", "concurrency 50", "overhead", "requests/s (c50)"],
         rows,
         data,
