@@ -376,7 +376,11 @@ async def overhead(env: Env) -> Figure:
         ]
     ]
     data: dict[str, Any] = {
-        "direct": {"seq_ms": base_seq.median * 1e3, "c50_ms": base_c50.median * 1e3},
+        "direct": {
+            "seq_ms": base_seq.median * 1e3,
+            "c50_ms": base_c50.median * 1e3,
+            "rps_c50": base_c50.rps,
+        },
     }
     added: dict[str, tuple[float, float]] = {}
     for name, (seq, c50) in results.items():
