@@ -342,3 +342,41 @@ async def test_a_silent_redis_does_not_hold_the_first_call() -> None:
             await router.aclose()
             tg.cancel_scope.cancel()
     await listener.aclose()
+
+
+async def test_rate_limits_are_shared_by_every_process_of_the_pool(
+    redis_server: RedisServer,
+) -> None:
+    """Two stores pacing one member at rpm=600 share its 10 requests a second between them."""
+    sent: list[str] = []
+
+    async def primary(request: f.ChatRequest) -> str:
+        sent.append("a")
+        return "a"
+
+    async def backup(request: f.ChatRequest) -> str:
+        return "b"
+
+    def pool() -> f.AsyncRouter:
+        store = RedisCooldowns(redis_server.url, pool="paced", wall=lambda: 1_000_000.0)
+        return f.AsyncRouter(
+            [f.MockClient(primary, alias="p/a"), f.MockClient(backup, alias="p/b")],
+            store=store,
+            limits={"p/a": f.Pace(rpm=600)},
+        )
+
+    one, two = pool(), pool()
+    try:
+        with anyio.fail_after(10):
+            while len(sent) < 10:  # leases arrive in the background: keep asking
+                await one.complete(ask())
+                await two.complete(ask())
+                await anyio.sleep(0.01)
+            for _ in range(50):
+                await one.complete(ask())
+                await two.complete(ask())
+                await anyio.sleep(0.001)
+        assert len(sent) == 10  # one second's allowance, for both processes together
+    finally:
+        await one.aclose()
+        await two.aclose()

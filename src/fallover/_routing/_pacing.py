@@ -8,6 +8,12 @@ fan-out is spread evenly instead of spending a minute's allowance in a burst.
 A call's tokens are estimated before it is sent (the prompt's characters / 4,
 plus ``max_tokens``) and corrected by the usage the answer reports.
 
+With a store that offers leases (``RedisCooldowns``), a limit is shared by every
+process of the pool without a Redis round trip per call: each process spends
+a local lease, a batch of a quarter second's allowance, and asks Redis for the
+next batch in the background (one ``INCRBY`` on a one-second window) when it
+runs out.
+
 The providers' own headers are read too (``x-ratelimit-remaining-*`` and
 ``-reset-*`` from OpenAI-style servers, ``anthropic-ratelimit-*`` from
 Anthropic): a member that reports nothing left is parked until its reset,
@@ -21,12 +27,23 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
+from typing import Protocol, runtime_checkable
 
 import msgspec
 
 from .._types import ChatRequest, Usage
 
-__all__ = ["Pace", "Pacer", "estimate_tokens", "exhausted_for"]
+__all__ = ["LeaseSource", "Pace", "Pacer", "estimate_tokens", "exhausted_for"]
+
+
+@runtime_checkable
+class LeaseSource(Protocol):
+    """A budget shared between processes, handed out in leases."""
+
+    def lease(self, name: str, want: int, per_second: float, grant: Callable[[int], None]) -> None:
+        """Ask for ``want`` units of ``name``'s ``per_second`` budget; ``grant(n)`` is called
+        with what was given (maybe 0: the current second is spent), later, without blocking."""
+        ...
 
 
 class Pace(msgspec.Struct, kw_only=True, frozen=True):
@@ -74,19 +91,65 @@ class _Bucket:
         self.level = min(self.capacity, self.level + amount)
 
 
+class _SharedBucket(_Bucket):
+    """A bucket fed by leases from a shared budget instead of by the clock."""
+
+    __slots__ = ("_asking", "_name", "_source")
+
+    def __init__(self, per_minute: int, now: float, name: str, source: LeaseSource) -> None:
+        super().__init__(per_minute, now)
+        self.level = 0.0
+        self._name = name
+        self._source = source
+        self._asking = False
+
+    def _refill(self, now: float) -> None:
+        return None  # only leases add to it
+
+    def wait(self, amount: float, now: float) -> float:
+        need = min(amount, self.capacity)
+        if self.level >= need:
+            return 0.0
+        if not self._asking:
+            self._asking = True
+            batch = max(math.ceil(need - self.level), math.ceil(self.capacity / 4))
+            self._source.lease(self._name, batch, self.capacity, self._granted)
+        # A lease is on its way, or this second is spent: look again at the next second.
+        return max(1.0 - (time.time() % 1.0), 0.01)
+
+    def _granted(self, amount: int) -> None:
+        self._asking = False
+        self.level = min(self.capacity, self.level + amount)
+
+    def give(self, amount: float) -> None:
+        self.level = min(self.capacity, self.level + amount)
+
+
 class Pacer:
     """The buckets of every limited member of one pool."""
 
-    def __init__(self, limits: Mapping[str, Pace], *, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        limits: Mapping[str, Pace],
+        *,
+        clock: Callable[[], float],
+        shared: LeaseSource | None = None,
+    ) -> None:
         self._clock = clock
         now = clock()
         self._requests: dict[str, _Bucket] = {}
         self._tokens: dict[str, _Bucket] = {}
         for key, pace in limits.items():
-            if pace.rpm is not None:
-                self._requests[key] = _Bucket(pace.rpm, now)
-            if pace.tpm is not None:
-                self._tokens[key] = _Bucket(pace.tpm, now)
+            for per_minute, kind, buckets in (
+                (pace.rpm, "requests", self._requests),
+                (pace.tpm, "tokens", self._tokens),
+            ):
+                if per_minute is None:
+                    continue
+                if shared is None:
+                    buckets[key] = _Bucket(per_minute, now)
+                else:
+                    buckets[key] = _SharedBucket(per_minute, now, f"{key}:{kind}", shared)
 
     def __bool__(self) -> bool:
         return bool(self._requests or self._tokens)

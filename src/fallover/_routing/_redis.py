@@ -68,6 +68,19 @@ redis.call('PUBLISH', KEYS[2], ARGV[2])
 return 1
 """
 
+# KEYS[1] a limit's counter for the current second; ARGV[1] wanted, ARGV[2] the
+# second's allowance. Grant what is left of it, up to what is wanted.
+_LEASE = """
+local used = redis.call('INCRBY', KEYS[1], ARGV[1])
+if used == tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[1], 5000) end
+local over = used - tonumber(ARGV[2])
+if over <= 0 then return tonumber(ARGV[1]) end
+local granted = tonumber(ARGV[1]) - over
+if granted < 0 then granted = 0 end
+redis.call('DECRBY', KEYS[1], tonumber(ARGV[1]) - granted)
+return granted
+"""
+
 # KEYS[1] probe lock; ARGV[1] our token: delete the lock only if we hold it.
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -215,6 +228,42 @@ class RedisCooldowns:
         if self._local.version != before:  # it cleared something: tell the others
             self._pending[key] = (_LIVE, self._epoch(started), "backoff")
             self._kick()
+
+    def lease(self, name: str, want: int, per_second: float, grant: Callable[[int], None]) -> None:
+        """Take up to ``want`` of ``name``'s allowance for the current second, in the background.
+
+        Without Redis the allowance is this process's alone: ``want`` is granted
+        after the time it takes to refill at ``per_second``.
+        """
+
+        async def ask() -> None:
+            granted: int | None = None
+            try:
+                granted = await take()
+            finally:
+                grant(granted or 0)  # whatever happens, the bucket may ask again
+                self._local.notify()
+
+        async def take() -> int:
+            granted: int | None = None
+            client = self._redis
+            if client is not None and self._connected:
+                second = int(self._wall())
+                key = f"{self._prefix}pace:{name}:{second}"
+                try:
+                    with anyio.fail_after(self._op_timeout):
+                        granted = int(
+                            await client.eval(_LEASE, 1, key, want, max(1, int(per_second)))
+                        )
+                except (OSError, TimeoutError, self._aioredis.RedisError) as exc:
+                    self._lost(exc)
+            if granted is None:
+                await anyio.sleep(want / per_second)
+                granted = want
+            return granted
+
+        self._kick()
+        self._spawn(ask())
 
     async def begin_probe(self, key: str) -> bool:
         local = self._local

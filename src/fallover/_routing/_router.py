@@ -28,7 +28,7 @@ from .._client import LLMClient, OnInterrupt, PoolSettings, pooled
 from .._rules import POLICIES, Policy
 from .._types import ChatRequest, ChatResponse, Completed, Restarted, StreamEvent, TextDelta
 from ._budget import Alarm
-from ._pacing import Pace, Pacer, exhausted_for
+from ._pacing import LeaseSource, Pace, Pacer, exhausted_for
 from ._policy import Order, make_policy
 from ._store import CooldownStore, MemoryCooldowns, ParkKind
 from ._walk import Try, View, Walk
@@ -102,7 +102,8 @@ class AsyncRouter:
             if not isinstance(pace, Pace):
                 raise TypeError(f"limits[{alias!r}] is {type(pace).__name__}, not a fallover.Pace")
         self._limits: dict[str, Pace] = limits
-        self.pacer = Pacer(limits, clock=self._store.now)
+        shared = self._store if isinstance(self._store, LeaseSource) else None
+        self.pacer = Pacer(limits, clock=self._store.now, shared=shared)
         self._name = name or ",".join(aliases)
         self._view: View | None = None
         self._opened = False

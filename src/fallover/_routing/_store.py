@@ -146,6 +146,10 @@ class MemoryCooldowns:
     def version(self) -> int:
         return self._version
 
+    def notify(self) -> None:
+        """Wake the callers waiting on this store: something they wait for may have changed."""
+        self._bump()
+
     def _bump(self) -> None:
         self._version += 1
         changed = self._changed
