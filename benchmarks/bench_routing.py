@@ -37,6 +37,30 @@ fail_status = 429
 retry_after = 2
 [models.steady2]
 reply = "ok"
+[models.rl20a]
+reply = "ok"
+limit_requests = 20
+limit_window = 1.0
+[models.rl20b]
+reply = "ok"
+limit_requests = 20
+limit_window = 1.0
+[models.tl20a]
+reply = "ok"
+limit_tokens = 20000
+limit_window = 1.0
+[models.tl20b]
+reply = "ok"
+limit_tokens = 20000
+limit_window = 1.0
+[models.tailed]
+reply = "ok"
+latency = 0.02
+slow_rate = 0.05
+slow_latency = 2.0
+[models.steady50]
+reply = "ok"
+latency = 0.05
 """
 
 MSGS = [{"role": "user", "content": "Review: def f(): return 1"}]
@@ -269,4 +293,214 @@ async def parked_1000(env: Env) -> Figure:
     )
 
 
-FIGURES = [stale_success, all_parked, parked_1000]
+async def _paced_run(
+    env: Env, models: tuple[str, str], total: int, request: f.ChatRequest, **router: Any
+) -> tuple[float, int]:
+    """Wall time and 429s received for ``total`` calls at concurrency 50 through fallover."""
+    await _reset(env)
+    r = f.AsyncRouter([env.client(models[0]), env.client(models[1])], call_timeout=120, **router)
+    async with r:
+        start = time.perf_counter()
+        await _fan(lambda: r.complete(request), total, 50)
+        wall = time.perf_counter() - start
+    log = await _log(env)
+    return wall, sum(e["status"] == 429 and e["model"] in models for e in log)
+
+
+async def _paced_litellm(
+    env: Env, Router: Any, models: tuple[str, str], total: int, content: str, **limits: int
+) -> tuple[float, int, int]:
+    """The same through LiteLLM's Router, usage-based routing with the same limits."""
+    await _reset(env)
+    ll = Router(
+        model_list=[
+            {
+                **_deployment(env, "pool", m),
+                "litellm_params": {**_deployment(env, "pool", m)["litellm_params"], **limits},
+            }
+            for m in models
+        ],
+        routing_strategy="usage-based-routing-v2",
+        num_retries=0,
+    )
+    msgs = [{"role": "user", "content": content}]
+    start = time.perf_counter()
+    ok = await _fan(lambda: ll.acompletion(model="pool", messages=msgs), total, 50)
+    wall = time.perf_counter() - start
+    log = await _log(env)
+    return wall, sum(e["status"] == 429 and e["model"] in models for e in log), sum(ok)
+
+
+async def pacing(env: Env) -> Figure:
+    """Two members limited to 20 requests a second each: 400 calls at concurrency 50."""
+    total = env.n(400, 80)
+    Router = _litellm()
+    ideal = total / 40  # two members, 20 a second each
+    short = REQ
+    long_text = "Review this file:\n" + "x = 1\n" * 1000  # about 1,500 tokens
+    long = f.ChatRequest(messages=[f.Message(role="user", content=long_text)])
+    rows: list[list[str]] = []
+    data: dict[str, Any] = {"calls": total, "ideal_s": ideal}
+    goals: list[Goal] = []
+    cases: list[tuple[str, tuple[str, str], f.ChatRequest, dict[str, Any], dict[str, int]]] = [
+        (
+            "rpm limits known (rpm = 1200)",
+            ("rl20a", "rl20b"),
+            short,
+            {"limits": {"openai/rl20a": f.Pace(rpm=1200), "openai/rl20b": f.Pace(rpm=1200)}},
+            {"rpm": 1200},
+        ),
+        ("limits announced only by headers", ("rl20a", "rl20b"), short, {}, {}),
+        (
+            "token limit, long prompts (tpm = 1.2M)",
+            ("tl20a", "tl20b"),
+            long,
+            {
+                "limits": {
+                    "openai/tl20a": f.Pace(tpm=1_200_000),
+                    "openai/tl20b": f.Pace(tpm=1_200_000),
+                }
+            },
+            {"tpm": 1_200_000},
+        ),
+    ]
+    for label, models, request, ours_kw, theirs_kw in cases:
+        wall, errors = await _paced_run(env, models, total, request, **ours_kw)
+        row = [label, f"{errors}", f"{wall / ideal:.2f}×"]
+        entry: dict[str, Any] = {"fallover": {"429s": errors, "wall_s": wall}}
+        if Router is not None:
+            content = request.messages[0].content
+            assert isinstance(content, str)
+            twall, terrors, tok = await _paced_litellm(
+                env, Router, models, total, content, **theirs_kw
+            )
+            row += [f"{terrors}", f"{twall / ideal:.2f}×", f"{tok} of {total}"]
+            entry["litellm"] = {"429s": terrors, "wall_s": twall, "answered": tok}
+        else:
+            row += ["—", "—", "—"]
+        rows.append(row)
+        data[label] = entry
+        goals.append(Goal(f"429s received, {label}", float(errors), 0, unit=""))
+        goals.append(Goal(f"wall ÷ ideal, {label}", wall / ideal, 1.2))
+    return Figure(
+        "pacing",
+        "Pacing: not earning the 429",
+        f"{total} calls at concurrency 50 over two members each limited by the simulator to 20 "
+        f"requests (or 20,000 tokens) a second; ideal wall time {ideal:.1f} s. LiteLLM's Router "
+        "uses usage-based routing with the same limits."
+        + ("" if Router is not None else " LiteLLM is not installed: its columns are empty."),
+        [
+            "case",
+            "fallover 429s",
+            "fallover wall ÷ ideal",
+            "LiteLLM 429s",
+            "LiteLLM wall ÷ ideal",
+            "LiteLLM answered",
+        ],
+        rows,
+        data,
+        goals,
+    )
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def hedging(env: Env) -> Figure:
+    """A heavy-tailed primary (5% of calls take 2 s, else 20 ms) and a 50 ms backup."""
+    total = env.n(400, 60)
+    rows: list[list[str]] = []
+    data: dict[str, Any] = {"calls": total}
+    p99s: dict[float, float] = {}
+    extra: dict[float, float] = {}
+    for hedge in (0.0, 0.2):
+        await _reset(env)
+        r = f.AsyncRouter([env.client("tailed"), env.client("steady50")], hedge_after=hedge)
+        times: list[float] = []
+
+        async def timed(r: f.AsyncRouter = r, times: list[float] = times) -> None:
+            start = time.perf_counter()
+            await r.complete(REQ)
+            times.append(time.perf_counter() - start)
+
+        async with r:
+            await _fan(timed, total, 20)
+        sent = sum(e["model"] in ("tailed", "steady50") for e in await _log(env))
+        p50, p99 = _percentile(times, 0.5), _percentile(times, 0.99)
+        p99s[hedge], extra[hedge] = p99, (sent - total) / total
+        label = "off" if hedge == 0 else f"hedge_after = {hedge:g}"
+        rows.append([label, f"{p50 * 1e3:.0f} ms", f"{p99 * 1e3:.0f} ms", f"{extra[hedge]:.1%}"])
+        data[label] = {"p50_s": p50, "p99_s": p99, "extra_requests": extra[hedge]}
+    return Figure(
+        "hedging",
+        "Hedging the tail",
+        f"{total} calls at concurrency 20; the primary answers in 20 ms, but 5% of its calls "
+        "take 2 s; the backup answers in 50 ms.",
+        ["hedging", "p50", "p99", "extra upstream requests"],
+        rows,
+        data,
+        [
+            Goal("p99 with hedge_after = 0.2", p99s[0.2], 0.5, unit=" s"),
+            Goal("extra upstream requests (share of calls)", extra[0.2] * 100, 10, unit="%"),
+        ],
+    )
+
+
+async def policies(env: Env) -> Figure:
+    """weighted 3:1 over 4,000 calls; latency finding and following the faster member."""
+    import random
+
+    import anyio
+
+    n = env.n(4000, 400)
+
+    async def answer(request: f.ChatRequest) -> str:
+        return "ok"
+
+    a, b = MockClient(answer, alias="m/a"), MockClient(answer, alias="m/b")
+    weighted = f.AsyncRouter([a, b], policy="weighted", weights=[3, 1], rng=random.Random())
+    hits = 0
+    for _ in range(n):
+        hits += (await weighted.complete(REQ)).alias == "m/a"
+    share = hits / n
+
+    delays = {"m/slow": 0.004, "m/fast": 0.001}
+
+    def timed(alias: str) -> MockClient:
+        async def answer(request: f.ChatRequest) -> str:
+            await anyio.sleep(delays[alias])
+            return alias
+
+        return MockClient(answer, alias=alias)
+
+    lat = f.AsyncRouter([timed("m/slow"), timed("m/fast")], policy="latency")
+    first = [(await lat.complete(REQ)).alias for _ in range(200)]
+    to_fast = first.count("m/fast") / len(first)
+    delays["m/fast"] = 0.008  # the fast member slows down past the other
+    after = [(await lat.complete(REQ)).alias for _ in range(200)]
+    followed = next(
+        (i for i in range(len(after)) if after[i : i + 20].count("m/slow") >= 18), len(after)
+    )
+    return Figure(
+        "policies",
+        "weighted and latency policies",
+        f"Scripted members (no HTTP). `weighted` with weights 3:1 over {n:,} calls; `latency` "
+        "over two members answering in 4 ms and 1 ms, then the 1 ms one slows to 8 ms.",
+        ["policy", "measured"],
+        [
+            ["weighted 3:1: share to the first", f"{share:.1%}"],
+            ["latency: share to the faster, first 200 calls", f"{to_fast:.1%}"],
+            ["latency: calls until it follows the change", f"{followed}"],
+        ],
+        {"weighted_share": share, "latency_to_fast": to_fast, "latency_follow_calls": followed},
+        [
+            Goal("weighted share − 75%, in points", abs(share - 0.75) * 100, 2, unit=""),
+            Goal("latency share to the faster", to_fast * 100, 90, better="higher", unit="%"),
+            Goal("calls until latency follows a change", float(followed), 200, unit=""),
+        ],
+    )
+
+
+FIGURES = [stale_success, all_parked, parked_1000, pacing, hedging, policies]

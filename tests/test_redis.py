@@ -347,7 +347,7 @@ async def test_a_silent_redis_does_not_hold_the_first_call() -> None:
 async def test_rate_limits_are_shared_by_every_process_of_the_pool(
     redis_server: RedisServer,
 ) -> None:
-    """Two stores pacing one member at rpm=600 share its 10 requests a second between them."""
+    """Two stores pacing one member at rpm=600 share its 9 requests a second (90%) between them."""
     sent: list[str] = []
 
     async def primary(request: f.ChatRequest) -> str:
@@ -368,7 +368,7 @@ async def test_rate_limits_are_shared_by_every_process_of_the_pool(
     one, two = pool(), pool()
     try:
         with anyio.fail_after(10):
-            while len(sent) < 10:  # leases arrive in the background: keep asking
+            while len(sent) < 9:  # leases arrive in the background: keep asking
                 await one.complete(ask())
                 await two.complete(ask())
                 await anyio.sleep(0.01)
@@ -376,7 +376,7 @@ async def test_rate_limits_are_shared_by_every_process_of_the_pool(
                 await one.complete(ask())
                 await two.complete(ask())
                 await anyio.sleep(0.001)
-        assert len(sent) == 10  # one second's allowance, for both processes together
+        assert len(sent) == 9  # one second's allowance, for both processes together
     finally:
         await one.aclose()
         await two.aclose()

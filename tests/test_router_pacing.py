@@ -37,23 +37,25 @@ def router(*members: f.LLMClient, clock: FakeClock, **kw: object) -> f.AsyncRout
 
 
 async def test_member_at_its_rpm_is_not_sent_more(clock: FakeClock) -> None:
-    """rpm=60 lets one request a second through: the next call goes to the backup."""
+    """rpm=60 (paced at 90%: 0.9 a second) lets one request through: the next goes to the backup."""
     a, b = mock("p/a"), mock("p/b")
     r = router(a, b, clock=clock, limits={"p/a": f.Pace(rpm=60)})
     aliases = [(await r.complete(ask())).alias for _ in range(3)]
     assert aliases == ["p/a", "p/b", "p/b"]
     clock.advance(1.0)
+    assert (await r.complete(ask())).alias == "p/b"  # 0.9 of a request is back, not one
+    clock.advance(0.2)
     assert (await r.complete(ask())).alias == "p/a"
 
 
 async def test_call_waits_for_capacity_within_its_budget(clock: FakeClock) -> None:
     """Every member at its limit: the call waits for capacity instead of failing."""
     a = mock("p/a")
-    r = router(a, clock=clock, limits={"p/a": f.Pace(rpm=30)})  # one per 2 s
+    r = router(a, clock=clock, limits={"p/a": f.Pace(rpm=30)})  # paced at 90%: one per 2.2 s
     await r.complete(ask())
     start = clock.now
     assert (await r.complete(ask())).alias == "p/a"
-    assert clock.now - start == pytest.approx(2.0)
+    assert clock.now - start == pytest.approx(2 / 0.9)
     assert len(a.requests) == 2
 
 
@@ -75,9 +77,9 @@ async def test_tokens_per_minute_are_estimated_and_corrected(clock: FakeClock) -
         return f.ChatResponse(text="ok", model="a", alias="p/a", usage=usage)
 
     a, b = mock("p/a", small_usage), mock("p/b")
-    r = router(a, b, clock=clock, limits={"p/a": f.Pace(tpm=6000)})  # 100 a second
-    half = ask("x" * 196)  # estimated at 50 tokens: half the second's allowance
-    # Each answer reports 2 tokens used: the other 48 are given back at once, so a
+    r = router(a, b, clock=clock, limits={"p/a": f.Pace(tpm=6000)})  # paced at 90 a second
+    half = ask("x" * 176)  # estimated at 45 tokens: half the second's allowance
+    # Each answer reports 2 tokens used: the other 43 are given back at once, so a
     # third call fits where the estimates alone would have spent the allowance.
     assert [(await r.complete(half)).alias for _ in range(3)] == ["p/a"] * 3
     assert (await r.complete(ask("x" * 1000))).alias == "p/b"
@@ -303,4 +305,20 @@ models = [{ provider = "a", weight = 3 }, { provider = "b" }]
     assert r.limits == {"a/ma": f.Pace(rpm=60, tpm=1000)}
     assert r.weights == (3.0, 1.0)
     assert r.hedge_after == 0.5
+    await r.aclose()
+
+
+async def test_limits_announced_by_headers_are_learned(clock: FakeClock) -> None:
+    """Headers saying one request is left: one more is sent, then the backup takes over."""
+    a = openai_member(
+        {
+            "x-ratelimit-limit-requests": "10",
+            "x-ratelimit-remaining-requests": "1",
+            "x-ratelimit-reset-requests": "1s",
+        }
+    )
+    r = router(a, mock("p/b"), clock=clock)
+    aliases = [(await r.complete(ask())).alias for _ in range(3)]
+    assert aliases == ["openai/m", "openai/m", "p/b"]
+    assert not r.store.has_parks()
     await r.aclose()

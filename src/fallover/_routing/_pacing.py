@@ -58,14 +58,19 @@ class Pace(msgspec.Struct, kw_only=True, frozen=True):
                 raise ValueError(f"Pace.{name} must be a positive whole number, got {value!r}")
 
 
+# Pace at a little under the stated limit: the provider's clock and ours start at
+# different instants, and a request is counted when it arrives, not when it leaves.
+MARGIN = 0.9
+
+
 class _Bucket:
     """A token bucket: ``rate`` per second, holding at most ``capacity``."""
 
     __slots__ = ("capacity", "level", "rate", "stamp")
 
-    def __init__(self, per_minute: int, now: float) -> None:
-        self.rate = per_minute / 60.0
-        self.capacity = max(1.0, self.rate)
+    def __init__(self, per_minute: float, now: float, *, capacity: float | None = None) -> None:
+        self.rate = per_minute / 60.0 * MARGIN
+        self.capacity = max(1.0, self.rate) if capacity is None else max(1.0, capacity)
         self.level = self.capacity
         self.stamp = now
 
@@ -79,7 +84,7 @@ class _Bucket:
         for a full bucket and then overdraws it)."""
         self._refill(now)
         need = min(amount, self.capacity)
-        if self.level >= need:
+        if self.level >= need - 1e-9:  # a bucket refilled to the instant has room
             return 0.0
         return (need - self.level) / self.rate
 
@@ -155,8 +160,29 @@ class Pacer:
         return bool(self._requests or self._tokens)
 
     def limited(self, key: str) -> bool:
-        """True when ``key`` has a limit."""
+        """True when ``key`` has a limit, given or learned from its headers."""
         return key in self._requests or key in self._tokens
+
+    def observe(self, key: str, headers: Mapping[str, str]) -> None:
+        """Learn a member's limits from its rate-limit headers, where none were given.
+
+        The provider's bucket is mirrored: what it says is left now, refilling at
+        the pace that brings it back to its limit by the reset.
+        """
+        now = self._clock()
+        for kind, buckets in (("requests", self._requests), ("tokens", self._tokens)):
+            seen = _limit_headers(headers, kind)
+            if seen is None:
+                continue
+            limit, remaining, reset = seen
+            bucket = buckets.get(key)
+            if bucket is None:
+                if reset <= 0 or limit <= remaining:
+                    continue
+                per_minute = (limit - remaining) / reset * 60.0
+                bucket = buckets[key] = _Bucket(per_minute, now, capacity=limit * MARGIN)
+            bucket.take(0, now)
+            bucket.level = min(bucket.level, remaining)
 
     def wait(self, key: str, tokens: int) -> float:
         """Seconds until ``key`` may be sent a call of ``tokens`` (0: now)."""
@@ -249,6 +275,26 @@ def exhausted_for(
             seconds = _instant(reset, wall()) if reset is not None else None
             longest = _longer(longest, seconds)
     return longest
+
+
+def _limit_headers(headers: Mapping[str, str], kind: str) -> tuple[float, float, float] | None:
+    """(limit, remaining, seconds to reset) for ``kind``, from either provider's headers."""
+    try:
+        if f"x-ratelimit-remaining-{kind}" in headers:
+            limit = float(headers[f"x-ratelimit-limit-{kind}"])
+            remaining = float(headers[f"x-ratelimit-remaining-{kind}"])
+            reset = _duration(headers[f"x-ratelimit-reset-{kind}"])
+        elif f"anthropic-ratelimit-{kind}-remaining" in headers:
+            limit = float(headers[f"anthropic-ratelimit-{kind}-limit"])
+            remaining = float(headers[f"anthropic-ratelimit-{kind}-remaining"])
+            reset = _instant(headers[f"anthropic-ratelimit-{kind}-reset"], time.time())
+        else:
+            return None
+    except (KeyError, ValueError):
+        return None
+    if reset is None:
+        return None
+    return limit, remaining, reset
 
 
 def _is_zero(text: str) -> bool:

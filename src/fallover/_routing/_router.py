@@ -179,7 +179,9 @@ class AsyncRouter:
         return self._cooldown_max
 
     def _read_headers(self, alias: str, headers: Mapping[str, str]) -> None:
-        """A member's response headers: park it until its reset when they say nothing is left."""
+        """A member's response headers: learn its limits; park it until its reset when they
+        say nothing is left."""
+        self.pacer.observe(alias, headers)
         seconds = exhausted_for(headers)
         if seconds is not None and seconds > 0:
             # Not a failure: the backoff streak is left alone.
