@@ -772,3 +772,10 @@ def test_openai_turn_continues_on_anthropic_and_back() -> None:
             }
         ],
     }
+
+
+def test_empty_stop_list_is_not_sent() -> None:
+    """stop=[] asks for nothing, so no stop_sequences field is sent."""
+    assert "stop_sequences" not in valid_body(
+        "anthropic", codec().encode(ask(stop=[]), stream=False)
+    )

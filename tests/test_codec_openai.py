@@ -774,3 +774,8 @@ def test_stream_gemini_signature_is_provider_state() -> None:
     assert dec.result().provider_state == f.ProviderState(
         protocol="openai", provider="gemini", data={"tool_calls": {"c1": sig}}
     )
+
+
+def test_empty_stop_list_is_not_sent() -> None:
+    """stop=[] asks for nothing, so no stop field is sent."""
+    assert "stop" not in valid_body("openai", codec().encode(ask(stop=[]), stream=False))

@@ -421,7 +421,7 @@ class AnthropicCodec:
             system=system,
             temperature=request.temperature,
             top_p=request.top_p,
-            stop_sequences=None if request.stop is None else list(request.stop_sequences),
+            stop_sequences=list(request.stop_sequences) if request.stop else None,
             metadata=None if user is None else {"user_id": user},
             stream=stream,
         )

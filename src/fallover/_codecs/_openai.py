@@ -330,7 +330,7 @@ class OpenAICodec:
             temperature=request.temperature,
             top_p=request.top_p,
             seed=request.seed,
-            stop=None if request.stop is None else list(request.stop_sequences),
+            stop=list(request.stop_sequences) if request.stop else None,
             user=request.user,
             stream=stream,
             stream_options=_STREAM_OPTIONS if stream else None,
