@@ -1,9 +1,9 @@
 """One backoff: exponential, capped, jittered; and the one sleep every wait goes through.
 
-A member's retries (docs/architecture.md, "Member retries"), the router's parks
-and the Redis store's reconnects all space their tries with :class:`Backoff`.
-Every such wait goes through :func:`sleep`, so ``fallover.testing.set_testing``
-can make them instant (and record them) without a test reaching into a client.
+A member's retries and the router's park lengths come from :class:`Backoff`
+(docs/architecture.md#where-each-decision-is-made). A member's waits go
+through :func:`sleep`, so ``fallover.testing.set_testing`` can make them
+instant (and record them) without a test reaching into a client.
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@
 protocol's codec; everything else is shared and lives here once: the
 settings and their checks, the URL, the headers, one attempt (whole answer or
 stream), the classification of what went wrong (through ``_classify`` and
-``map_transport_errors``), and the retry loop of docs/architecture.md
-("Member retries"), which ``complete`` and ``stream`` both run.
+``map_transport_errors``), and the member retry loop, which ``complete`` and
+``stream`` both run (docs/architecture.md#the-flow-of-one-call).
 """
 
 from __future__ import annotations

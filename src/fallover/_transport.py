@@ -16,7 +16,7 @@ here:
   into the error tree, with nothing of the original chained on (aiohttp's
   exceptions carry the request's headers, the key among them);
 - :class:`SSEReader` reads a stream under its two clocks (see
-  docs/architecture.md, "Streams").
+  docs/architecture.md#the-flow-of-one-call).
 """
 
 from __future__ import annotations
