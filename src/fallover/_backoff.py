@@ -105,7 +105,7 @@ class Testing:
 
 
 def set_testing(testing: bool = True) -> Testing:
-    """Make every retry, backoff and reconnect wait instant (``True``) or real (``False``).
+    """Make every member retry wait instant (``True``) or real again (``False``).
 
     Returns an object that, used as a context manager, yields the list of waits
     asked for (in seconds, in order) and restores the previous mode on exit::

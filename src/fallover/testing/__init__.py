@@ -3,7 +3,7 @@
 - ``MockTransport(handler)`` beneath the real clients (with ``Request`` and
   ``Response``), so retries, parsing and stream assembly run for real;
 - ``MockClient(handler)``, a whole scripted member;
-- ``set_testing(True)``: every retry, backoff and reconnect wait is instant;
+- ``set_testing(True)``: every member retry wait is instant (and recorded);
 - the fault-injecting simulator: ``Simulator``, ``Scenario``, ``Fault``, ``spawn``.
 """
 
