@@ -25,7 +25,7 @@ import abc
 import contextlib
 import math
 import urllib.request
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, final
 
@@ -338,7 +338,16 @@ class SSEReader:
     reason came), only a short grace is left for the trailer.
     """
 
-    __slots__ = ("_alias", "_deadline", "_decoder", "_idle", "_incoming", "_started", "_why")
+    __slots__ = (
+        "_alias",
+        "_deadline",
+        "_decoder",
+        "_idle",
+        "_incoming",
+        "_stalled",
+        "_started",
+        "_why",
+    )
 
     def __init__(
         self,
@@ -353,6 +362,7 @@ class SSEReader:
         self._alias = alias
         self._decoder = SSEDecoder(alias=alias, max_line_bytes=max_line_bytes)
         self._idle = idle_timeout if idle_timeout is not None else math.inf
+        self._stalled = f"stream stalled longer than idle_timeout ({self._idle:g}s)"
         self._started = False
         self._deadline = math.inf
         self._why = ""
@@ -362,14 +372,16 @@ class SSEReader:
 
     def event_arrived(self) -> None:
         """An event of the answer came: from now on only the idle clock runs."""
-        self._started = True
+        if not self._started:
+            self._started = True
+            self._deadline = math.inf  # the first-event clock is done; idle may not run
         self.progress()
 
     def progress(self) -> None:
         """Progress came: restart the idle clock (it runs only after the first event)."""
-        if self._started:
+        if self._started and self._idle != math.inf:
             self._deadline = anyio.current_time() + self._idle
-            self._why = f"stream stalled longer than idle_timeout ({self._idle:g}s)"
+            self._why = self._stalled
 
     def finishing(self) -> None:
         """The answer is whole: wait only briefly for the trailer."""
@@ -393,9 +405,3 @@ class SSEReader:
         if not chunk:
             return None
         return self._decoder.feed(chunk)
-
-    async def events(self) -> AsyncIterator[SSEEvent]:
-        """Every event until the body ends."""
-        while (batch := await self.read()) is not None:
-            for event in batch:
-                yield event
