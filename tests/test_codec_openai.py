@@ -779,3 +779,26 @@ def test_stream_gemini_signature_is_provider_state() -> None:
 def test_empty_stop_list_is_not_sent() -> None:
     """stop=[] asks for nothing, so no stop field is sent."""
     assert "stop" not in valid_body("openai", codec().encode(ask(stop=[]), stream=False))
+
+
+def test_strict_is_left_out_where_the_provider_has_no_strict_mode() -> None:
+    """GLM has no strict flag: the tool goes without it and its schema unchanged."""
+    tool = f.Tool(name="read_file", parameters=READ.parameters, strict=True)
+    body = msgspec.json.decode(codec("zhipu").encode(ask(tools=[tool]), stream=False))
+    assert body["tools"][0]["function"] == {"name": "read_file", "parameters": READ.parameters}
+
+
+def test_foreign_shaped_provider_state_is_ignored() -> None:
+    """Provider state whose data is not what this codec wrote is sent as nothing."""
+    state = f.ProviderState(protocol="openai", provider="gemini", data={"tool_calls": ["x"]})
+    msgs = [
+        f.Message(role="user", content="q"),
+        f.Message(
+            role="assistant", tool_calls=[f.ToolCall(id="c", name="grep")], provider_state=state
+        ),
+        f.Message(role="tool", tool_call_id="c", content="x"),
+    ]
+    body = msgspec.json.decode(
+        codec("gemini").encode(f.ChatRequest(messages=msgs, tools=[GREP]), stream=False)
+    )
+    assert "extra_content" not in body["messages"][1]["tool_calls"][0]

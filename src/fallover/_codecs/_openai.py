@@ -374,7 +374,9 @@ class OpenAICodec:
             and state.provider == self.provider
             and isinstance(state.data, dict)
         )
-        extras: Mapping[str, Any] = state.data.get("tool_calls", {}) if mine and state else {}
+        extras = state.data.get("tool_calls") if mine and state is not None else None
+        if not isinstance(extras, Mapping):
+            extras = {}
         if m.tool_calls:
             calls = []
             for c in m.tool_calls:
@@ -404,14 +406,16 @@ class OpenAICodec:
             return  # a provider with "auto" only: no tools is what "none" means
         tools = []
         for t in request.tools:
+            # Strict mode's schema rules apply only where the flag is sent.
+            strict = t.strict if d.tool_strict else None
             fn = _FunctionDef(
                 name=t.name,
-                parameters=strict_schema(t.parameters) if t.strict else t.parameters,
+                parameters=strict_schema(t.parameters) if strict else t.parameters,
             )
             if t.description:
                 fn.description = t.description
-            if t.strict is not None and d.tool_strict:
-                fn.strict = t.strict
+            if strict is not None:
+                fn.strict = strict
             tools.append(_ToolDef(function=fn))
         wire.tools = tools
         if choice in ("none", "required"):
