@@ -18,3 +18,15 @@ def test_exported_names_resolve() -> None:
     """Every name in __all__ is importable from the package."""
     for name in fallover.__all__:
         assert getattr(fallover, name) is not None, name
+
+
+def test_public_classes_and_functions_report_the_package() -> None:
+    """Public names report ``fallover`` (or ``fallover.testing``) as their module, never a private one."""
+    import fallover.testing
+
+    for package in (fallover, fallover.testing):
+        for name in package.__all__:
+            obj = getattr(package, name)
+            module = getattr(obj, "__module__", None)
+            if module is not None and callable(obj):
+                assert module in ("fallover", "fallover.testing"), (package.__name__, name, module)

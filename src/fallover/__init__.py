@@ -116,3 +116,16 @@ __all__ = [
     "instrument",
     "load_config",
 ]
+
+
+def _fix_module_names() -> None:
+    """Name the public path in tracebacks and reprs: ``fallover.RateLimited``, not ``_errors``."""
+    for name in __all__:
+        obj = globals()[name]
+        if isinstance(obj, type) or callable(obj):
+            module = getattr(obj, "__module__", "")
+            if module.startswith("fallover._"):
+                obj.__module__ = __name__
+
+
+_fix_module_names()

@@ -27,6 +27,17 @@ __all__ = [
 ]
 
 # Tracebacks and reprs name the public path, not the private module.
-for _obj in (Fault, MockClient, MockTransport, Request, Response, Scenario, Simulator, set_testing):
+for _obj in (
+    Fault,
+    MockClient,
+    MockTransport,
+    Request,
+    Response,
+    Scenario,
+    Simulator,
+    load_scenario,
+    set_testing,
+    spawn,
+):
     _obj.__module__ = __name__
 del _obj
