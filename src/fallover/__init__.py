@@ -120,11 +120,17 @@ __all__ = [
 
 def _fix_module_names() -> None:
     """Name the public path in tracebacks and reprs: ``fallover.RateLimited``, not ``_errors``."""
+    import msgspec
+
     for name in __all__:
         obj = globals()[name]
         if isinstance(obj, type) or callable(obj):
             module = getattr(obj, "__module__", "")
             if module.startswith("fallover._"):
+                if isinstance(obj, type) and issubclass(obj, msgspec.Struct):
+                    # msgspec resolves a Struct's annotations in its module's namespace, once:
+                    # resolve them now, while the module still names where they live.
+                    msgspec.json.Decoder(obj)
                 obj.__module__ = __name__
 
 
