@@ -42,3 +42,13 @@ def test_non_utf8_is_malformed() -> None:
     with pytest.raises(f.MalformedResponse, match="UTF-8") as info:
         decode(b"data: \xff\xfe\n\n")
     assert info.value.__context__ is None
+
+
+def test_every_split_of_a_stream_decodes_alike() -> None:
+    """Whatever the chunk boundaries (inside a line, a CRLF or a UTF-8 character), the events agree."""
+    raw = "event: a\r\ndata: é1\r\n\r\n: ping\n\ndata: 2\ndata: ü\n\n".encode()
+    whole = decode(raw)
+    assert whole == [("a", "é1"), ("message", "2\nü")]
+    for i in range(len(raw)):
+        for j in range(i, len(raw)):
+            assert decode(raw[:i], raw[i:j], raw[j:]) == whole, (i, j)

@@ -28,54 +28,55 @@ class SSEDecoder:
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         """Decode a chunk; return the events it completed."""
         buf = self._buf
-        buf += chunk
-        out: list[SSEEvent] = []
-        start = 0
-        while True:
-            nl = buf.find(b"\n", start)
-            if nl < 0:
-                break
-            line = bytes(buf[start:nl])
-            start = nl + 1
-            if len(line) > self._max:
-                self._too_long()
-            if line.endswith(b"\r"):
-                line = line[:-1]
-            event = self._line(line)
-            if event is not None:
-                out.append(event)
-        del buf[:start]
+        # Only the new chunk is searched: a line with no end yet costs nothing more per chunk.
+        end = chunk.rfind(b"\n") + 1
+        if buf:
+            if end:
+                data = bytes(buf) + chunk[:end]
+                buf.clear()
+                buf += chunk[end:]
+            else:
+                buf += chunk
+                data = b""
+        else:
+            data = chunk[:end] if end < len(chunk) else chunk
+            if end < len(chunk):
+                buf += chunk[end:]
         if len(buf) > self._max:
             self._too_long()
+        if not data:
+            return []
+        if len(data) > self._max and max(map(len, data.split(b"\n"))) > self._max:
+            self._too_long()
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            text = None
+        if text is None:
+            raise MalformedResponse("SSE line is not UTF-8", alias=self._alias)
+        out: list[SSEEvent] = []
+        lines = text.split("\n")
+        lines.pop()  # what follows the last newline: nothing, as data ends with one
+        for line in lines:
+            if line.endswith("\r"):
+                line = line[:-1]
+            if not line:
+                if self._data:
+                    out.append(SSEEvent(self._event or "message", "\n".join(self._data)))
+                    self._data = []
+                self._event = ""
+            elif line[0] != ":":  # a comment is a keep-alive
+                name, _, value = line.partition(":")
+                if value[:1] == " ":
+                    value = value[1:]
+                if name == "data":
+                    self._data.append(value)
+                elif name == "event":
+                    self._event = value
+                # id: and retry: mean nothing to a one-shot LLM stream.
         return out
 
     def _too_long(self) -> None:
         raise MalformedResponse(
             f"SSE line longer than max_line_bytes ({self._max} bytes)", alias=self._alias
         )
-
-    def _line(self, raw: bytes) -> SSEEvent | None:
-        if not raw:
-            if not self._data:
-                self._event = ""
-                return None
-            event = SSEEvent(self._event or "message", "\n".join(self._data))
-            self._event = ""
-            self._data = []
-            return event
-        if raw[:1] == b":":
-            return None  # a comment: a keep-alive
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            line = None
-        if line is None:
-            raise MalformedResponse("SSE line is not UTF-8", alias=self._alias)
-        name, _, value = line.partition(":")
-        if value.startswith(" "):
-            value = value[1:]
-        if name == "data":
-            self._data.append(value)
-        elif name == "event":
-            self._event = value
-        return None
