@@ -1,69 +1,29 @@
-"""How each file is asked: the findings schema where a member takes it, the plain fallback otherwise."""
+"""How each file is asked: the findings schema when every member takes it, in words otherwise."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import anyio
 
 import fallover
 from fallover._review import FINDINGS_SCHEMA, Change, FileReview, collect_files, review_all
+from fallover.testing import MockClient
 
-Handler = Callable[[fallover.ChatRequest], Awaitable[str | fallover.ChatResponse]]
 ALL = frozenset({"tools", "vision", "json_schema", "reasoning"})
 NO_SCHEMA = ALL - {"json_schema"}
 
 
-class Member:
-    """An LLMClient with chosen capabilities whose answers a handler scripts."""
-
-    def __init__(
-        self, handler: Handler, *, capabilities: frozenset[str] = ALL, alias: str = "test/member"
-    ) -> None:
-        self._handler = handler
-        self._alias = alias
-        self._capabilities = capabilities
-        self.requests: list[fallover.ChatRequest] = []
-
-    @property
-    def alias(self) -> str:
-        return self._alias
-
-    @property
-    def context_window(self) -> int | None:
-        return None
-
-    @property
-    def capabilities(self) -> frozenset[str]:
-        return self._capabilities
-
-    def unfit(self, request: fallover.ChatRequest) -> str | None:
-        missing = request.needs - self._capabilities
-        return f"cannot take {', '.join(sorted(missing))}" if missing else None
-
-    async def complete(self, request: fallover.ChatRequest) -> fallover.ChatResponse:
-        self.requests.append(request)
-        answer = await self._handler(request)
-        if isinstance(answer, fallover.ChatResponse):
-            return answer
-        return fallover.ChatResponse(text=answer, model="m", alias=self.alias)
-
-    def stream(self, request: fallover.ChatRequest, **kw: Any) -> Any:
-        raise NotImplementedError
-
-    async def aclose(self) -> None:
-        pass
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        pass
+def scripted(
+    handler: Callable[[fallover.ChatRequest], Awaitable[Any]],
+    *,
+    capabilities: frozenset[str] = ALL,
+    alias: str = "test/member",
+) -> MockClient:
+    """A scripted member with chosen capabilities."""
+    return MockClient(handler, alias=alias, capabilities=capabilities)
 
 
 def one_file(tmp_path: Any) -> list[Change]:
@@ -106,7 +66,7 @@ async def test_a_member_with_json_schema_gets_the_schema(tmp_path: Any) -> None:
     async def answer(request: fallover.ChatRequest) -> str:
         return finding(changes[0].path)
 
-    member = Member(answer)
+    member = scripted(answer)
     (result,) = await run(member, changes)
     assert result.ok and result.structured
     assert member.requests[0].response_format == FINDINGS_SCHEMA
@@ -119,7 +79,7 @@ async def test_a_member_without_json_schema_gets_the_plain_request(tmp_path: Any
     async def answer(request: fallover.ChatRequest) -> str:
         return "```json\n" + finding(changes[0].path, line=2) + "\n```"
 
-    member = Member(answer, capabilities=NO_SCHEMA)
+    member = scripted(answer, capabilities=NO_SCHEMA)
     (result,) = await run(member, changes)
     (request,) = member.requests
     assert request.response_format is None
@@ -135,7 +95,7 @@ async def test_the_plain_answer_is_validated_the_same_way(tmp_path: Any) -> None
     async def answer(request: fallover.ChatRequest) -> str:
         return finding(changes[0].path, line=3)
 
-    (result,) = await run(Member(answer, capabilities=NO_SCHEMA), changes)
+    (result,) = await run(scripted(answer, capabilities=NO_SCHEMA), changes)
     assert not result.ok
     assert result.error == "malformed findings: findings[0].line 3 is not a line of the file (1..2)"
     assert result.response is not None and '"line": 3' in result.response.text
@@ -149,7 +109,7 @@ async def test_a_reply_cut_off_at_the_token_limit_says_so(tmp_path: Any) -> None
         text = finding(changes[0].path)[:30]
         return fallover.ChatResponse(text=text, model="m", alias="a", finish_reason="length")
 
-    (result,) = await run(Member(answer), changes)
+    (result,) = await run(scripted(answer), changes)
     assert not result.ok
     assert result.error is not None
     assert result.error.startswith(
@@ -164,7 +124,7 @@ async def test_a_pool_whose_members_all_take_the_schema_gets_it(tmp_path: Any) -
     async def answer(request: fallover.ChatRequest) -> str:
         return finding(changes[0].path)
 
-    first, second = Member(answer, alias="t/first"), Member(answer, alias="t/second")
+    first, second = scripted(answer, alias="t/first"), scripted(answer, alias="t/second")
     inner = fallover.AsyncRouter([second])
     async with fallover.AsyncRouter([first, inner]) as pool:
         (result,) = await run(pool, changes)
@@ -182,8 +142,8 @@ async def test_a_mixed_pool_is_asked_in_words_and_falls_over(tmp_path: Any) -> N
     async def answer(request: fallover.ChatRequest) -> str:
         return finding(changes[0].path)
 
-    strong = Member(down, alias="t/strong")
-    plain = Member(answer, capabilities=NO_SCHEMA, alias="t/plain")
+    strong = scripted(down, alias="t/strong")
+    plain = scripted(answer, capabilities=NO_SCHEMA, alias="t/plain")
     async with fallover.AsyncRouter([strong, plain]) as pool:
         (result,) = await run(pool, changes)
     assert [r.response_format for r in strong.requests + plain.requests] == [None, None]
@@ -209,7 +169,11 @@ async def test_concurrency_never_exceeds_the_limit(tmp_path: Any) -> None:
     done: dict[int, FileReview] = {}
     with anyio.fail_after(10):
         await review_all(
-            Member(answer), changes, instruction="Review.", concurrency=3, on_done=done.__setitem__
+            scripted(answer),
+            changes,
+            instruction="Review.",
+            concurrency=3,
+            on_done=done.__setitem__,
         )
     assert len(done) == 10 and all(r.ok for r in done.values())
     assert peak == 3
