@@ -1,7 +1,8 @@
 """The walk of one call: which member to ask next, what to record, what to park.
 
-The router asks ``Walk.next_member()`` for a member, makes the call, and
-reports the outcome (``answered``/``failed``). The walk decides everything in
+The router asks ``Walk.next_member()`` for a member, starts an attempt
+(``start``), makes the call, and reports the outcome (``answered``/``failed``,
+or ``lost_race`` for a hedge's loser). The walk decides everything in
 between (docs/architecture.md, "Routing"):
 
 - live members in policy order; a member that cannot take the request
@@ -9,10 +10,12 @@ between (docs/architecture.md, "Routing"):
   with the reason in ``attempts``;
 - parked members are set aside, summarised in one ``Attempt``, and never tried
   while parked; a half-open member is asked only by the call that wins its probe;
+- a member at its rate limit (``_pacing.py``) is passed over for the next;
 - when no fitting member is live, the call waits for the soonest park to run
-  out if that is within its budget, then probes it (or follows another call's
-  probe); otherwise it raises ``AllModelsFailed`` at once, having sent nothing.
-  Parks for ``MemberUnusable`` errors are not waited for;
+  out, or the soonest capacity to come back, if that is within its budget,
+  then probes it (or follows another call's probe); otherwise it raises
+  ``AllModelsFailed`` at once, having sent nothing. Parks for
+  ``MemberUnusable`` errors are not waited for;
 - a success clears a park, and a failure lengthens one, only when its attempt
   began after the park was set.
 """
