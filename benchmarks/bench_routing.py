@@ -66,8 +66,10 @@ latency = 0.05
 MSGS = [{"role": "user", "content": "Review: def f(): return 1"}]
 
 
-def _litellm() -> Any | None:
-    """LiteLLM's Router class, or None when LiteLLM is not installed."""
+def _litellm(env: Env) -> Any | None:
+    """LiteLLM's Router class, or None when LiteLLM is not installed (or in a quick run)."""
+    if env.quick:
+        return None
     try:
         os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
         os.environ.setdefault("LITELLM_LOG", "ERROR")
@@ -132,7 +134,7 @@ async def _fan(call: Callable[[], Awaitable[object]], total: int, concurrency: i
 async def stale_success(env: Env) -> Figure:
     """A primary that answers its first request slowly, then only 429 (Retry-After: 30)."""
     total, concurrency = env.n(1000, 200), 50
-    Router = _litellm()
+    Router = _litellm(env)
     ours: list[float] = []
     theirs: list[float] = []
     ours_after: list[float] = []
@@ -184,7 +186,11 @@ async def stale_success(env: Env) -> Figure:
         f"{total} requests at concurrency {concurrency}; the primary answers its first "
         "request after 300 ms and every later one 429 with Retry-After: 30. Requests that "
         "reached the primary (the first wave is already in flight when the 429s come back)."
-        + ("" if theirs else " LiteLLM is not installed: its column is missing."),
+        + (
+            ""
+            if theirs
+            else " LiteLLM is not installed (or the run is quick): its column is missing."
+        ),
         ["router", "requests reaching the primary", "sent after its first 429 came back (max)"],
         rows,
         data,
@@ -195,7 +201,7 @@ async def stale_success(env: Env) -> Figure:
 async def all_parked(env: Env) -> Figure:
     """Two members that both answer 429 (Retry-After: 2) for two seconds, then recover."""
     total, concurrency = env.n(100, 40), 20
-    Router = _litellm()
+    Router = _litellm(env)
     per_call_ours: list[float] = []
     answered_ours: list[float] = []
     per_call_theirs: list[float] = []
@@ -249,7 +255,11 @@ async def all_parked(env: Env) -> Figure:
         f"and calls answered. The first wave ({concurrency} calls, each meeting both members "
         f"before either 429 is back) costs {first_wave:.2f} requests per call of the total by "
         "itself; every later call sends one request, after the recovery."
-        + ("" if per_call_theirs else " LiteLLM is not installed: its row is missing."),
+        + (
+            ""
+            if per_call_theirs
+            else " LiteLLM is not installed (or the run is quick): its row is missing."
+        ),
         ["router", "upstream requests per call", "answered (min)", "wall time"],
         rows,
         data,
@@ -334,7 +344,7 @@ async def _paced_litellm(
 async def pacing(env: Env) -> Figure:
     """Two members limited to 20 requests a second each: 400 calls at concurrency 50."""
     total = env.n(400, 80)
-    Router = _litellm()
+    Router = _litellm(env)
     # Two members, 20 requests (or 20,000 tokens, counted by the simulator as a
     # prompt's characters / 4) a second each.
     by_requests = total / 40
@@ -394,7 +404,11 @@ async def pacing(env: Env) -> Figure:
         "requests (or 20,000 tokens) a second; the ideal wall time is what those limits allow "
         f"({by_requests:.1f} s by requests). LiteLLM's Router "
         "uses usage-based routing with the same limits."
-        + ("" if Router is not None else " LiteLLM is not installed: its columns are empty."),
+        + (
+            ""
+            if Router is not None
+            else " LiteLLM is not installed (or the run is quick): its columns are empty."
+        ),
         [
             "case",
             "fallover 429s",
