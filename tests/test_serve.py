@@ -885,3 +885,34 @@ async def test_status_table(
     assert resp.status == status
     assert resp.headers.get("Retry-After") == retry_after
     assert SECRET not in text
+
+
+async def test_metrics_include_the_routings_instruments(
+    serve: ServeFactory, sim: Simulator, tmp_path: Path
+) -> None:
+    """One registry: the pool's GenAI call metrics and fallover counters show in /metrics."""
+    from opentelemetry.exporter.prometheus import PrometheusMetricReader
+    from opentelemetry.sdk.metrics import MeterProvider
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.parser import text_string_to_metric_families
+
+    registry = CollectorRegistry()
+    provider = MeterProvider(metric_readers=[PrometheusMetricReader(registry=registry)])
+    fallover.instrument(meter_provider=provider)
+    try:
+        sim.set_scenario(Scenario(models={"model-a": Fault(statuses=[503])}))
+        gw = await _served_sim(serve, sim, tmp_path, meter_provider=provider, registry=registry)
+        async with gw.openai() as client:
+            await client.chat.completions.create(
+                model="review", messages=[{"role": "user", "content": "x"}]
+            )
+        async with aiohttp.ClientSession() as session, session.get(f"{gw.url}/metrics") as resp:
+            families = {f.name for f in text_string_to_metric_families(await resp.text())}
+    finally:
+        fallover.instrument()
+        provider.shutdown()
+    assert {
+        "http_server_request_duration_seconds",
+        "gen_ai_client_operation_duration_seconds",
+        "fallover_fallovers",
+    } <= families

@@ -134,7 +134,14 @@ class Gateway:
         self._created = int(time.time())
 
     @classmethod
-    def from_config(cls, config: Config | None = None, *, api_keys: Sequence[str] = ()) -> Gateway:
+    def from_config(
+        cls,
+        config: Config | None = None,
+        *,
+        api_keys: Sequence[str] = (),
+        meter_provider: Any | None = None,
+        registry: Any | None = None,
+    ) -> Gateway:
         """The config's pools by name and each of their members pinned as ``provider/model``.
 
         ``[routing]`` is served as ``routing.name`` (or ``default``), each
@@ -143,7 +150,10 @@ class Gateway:
         from ._run import gateway_from_config
 
         return gateway_from_config(
-            config if config is not None else load_config(), api_keys=api_keys
+            config if config is not None else load_config(),
+            api_keys=api_keys,
+            meter_provider=meter_provider,
+            registry=registry,
         )
 
     def __repr__(self) -> str:

@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from aiohttp import web
 
@@ -38,7 +39,13 @@ DEFAULT_POOL = "default"
 """The name ``[routing]``'s pool is served under when ``routing.name`` is unset."""
 
 
-def gateway_from_config(config: Config, *, api_keys: Sequence[str] = ()) -> Gateway:
+def gateway_from_config(
+    config: Config,
+    *,
+    api_keys: Sequence[str] = (),
+    meter_provider: Any | None = None,
+    registry: Any | None = None,
+) -> Gateway:
     """A Gateway serving the config's pools by name and each of their members pinned.
 
     The ``[routing]`` pool is served as ``routing.name`` (or ``default``), each
@@ -74,6 +81,8 @@ def gateway_from_config(config: Config, *, api_keys: Sequence[str] = ()) -> Gate
         api_keys=api_keys,
         max_body_bytes=config.server.max_body_bytes,
         max_concurrency=config.server.max_concurrency,
+        meter_provider=meter_provider,
+        registry=registry,
     )
 
 
