@@ -133,8 +133,9 @@ async def serve(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        bound = runner.addresses[0][1] if runner.addresses else port
         _say(
-            f"worker {os.getpid()} listening on http://{host}:{port} "
+            f"worker {os.getpid()} listening on http://{host}:{bound} "
             f"(models: {', '.join(gateway.models)})"
         )
         await stop.wait()
@@ -173,11 +174,13 @@ def main(
             if port == 0:
                 _say("--workers needs a fixed --port: every worker binds the same one")
                 return 2
+            # Build once here so a config error is told once, not by every worker.
+            asyncio.run(gateway_from_config(config).aclose())
             return _run_workers(config_path, host, port, workers)
-        if not keys:
-            _say(f"no client keys ({where} is unset): auth is off, listening on loopback only")
         install_prometheus()  # before any instrument is made, so all of them reach /metrics
         gateway = gateway_from_config(config, api_keys=keys)
+        if not keys:
+            _say(f"no client keys ({where} is unset): auth is off, listening on loopback only")
     except ConfigError as exc:
         _say(str(exc))
         return 2
