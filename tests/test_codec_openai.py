@@ -802,3 +802,69 @@ def test_foreign_shaped_provider_state_is_ignored() -> None:
         codec("gemini").encode(f.ChatRequest(messages=msgs, tools=[GREP]), stream=False)
     )
     assert "extra_content" not in body["messages"][1]["tool_calls"][0]
+
+
+# -- item 8 end to end: "" is not a finish --------------------------------------------
+
+
+def sse(*chunks: dict[str, Any]) -> bytes:
+    return b"".join(b"data: " + msgspec.json.encode(c) + b"\n\n" for c in chunks)
+
+
+def ollama_chunk(text: str) -> dict[str, Any]:
+    """An intermediate chunk as Ollama, SGLang and LocalAI send it: finish_reason ""."""
+    return {
+        "model": "m",
+        "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": ""}],
+    }
+
+
+async def test_a_stream_cut_after_empty_finish_reasons_is_not_completed() -> None:
+    """A body that ends mid-answer after finish_reason "" chunks fails; it is not Completed."""
+    from fallover.testing import MockTransport, Response
+
+    body = sse(ollama_chunk("Half an "), ollama_chunk("answer"))
+    transport = MockTransport(lambda r: Response(content=body))
+    async with f.OpenAIClient(model="m", transport=transport, max_retries=0) as c:
+        with pytest.raises(f.StreamInterrupted) as info:
+            async for _ in c.stream(ask()):
+                pass
+    assert info.value.partial_text == "Half an answer"
+    assert isinstance(info.value.error, f.ConnectionFailed)
+
+
+async def test_empty_finish_reasons_then_a_real_one_complete() -> None:
+    """The same stream with a real finish at the end is Completed with the whole text."""
+    from fallover.testing import MockTransport, Response
+
+    finish = {"model": "m", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+    body = sse(ollama_chunk("Whole "), ollama_chunk("answer"), finish) + b"data: [DONE]\n\n"
+    transport = MockTransport(lambda r: Response(content=body))
+    async with f.OpenAIClient(model="m", transport=transport) as c:
+        events = [e async for e in c.stream(ask())]
+    done = events[-1]
+    assert isinstance(done, f.Completed)
+    assert (done.response.text, done.response.finish_reason) == ("Whole answer", "stop")
+
+
+@pytest.mark.slow
+async def test_a_pause_after_empty_finish_reasons_is_waited_out() -> None:
+    """A 1.5 s pause mid-answer after finish_reason "" chunks is not taken for the end."""
+    import anyio
+
+    from fallover.testing import MockTransport, Response
+
+    finish = {"model": "m", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+
+    async def body() -> Any:
+        yield sse(ollama_chunk("Before the pause, "))
+        await anyio.sleep(1.5)  # the server thinking, not a synchronisation
+        yield sse(ollama_chunk("after it."), finish) + b"data: [DONE]\n\n"
+
+    transport = MockTransport(lambda r: Response(content=body()))
+    async with f.OpenAIClient(model="m", transport=transport) as c:
+        with anyio.fail_after(10):
+            events = [e async for e in c.stream(ask())]
+    done = events[-1]
+    assert isinstance(done, f.Completed)
+    assert done.response.text == "Before the pause, after it."
