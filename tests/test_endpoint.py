@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import AsyncIterator
 
 import aiohttp
 import anyio
@@ -127,18 +126,6 @@ async def test_hang_is_a_provider_timeout(
     assert "timeout" in str(err)
     assert waits == []
     assert sim.requests_for("m") == 1
-
-
-async def test_a_body_that_never_ends_is_a_timeout() -> None:
-    """A body trickled forever is cut by the attempt timeout."""
-
-    async def trickle() -> AsyncIterator[bytes]:
-        while True:
-            yield b" "
-            await anyio.sleep(0.01)
-
-    c = mock(lambda r: Response(200, content=trickle()), timeout=0.2, max_retries=0)
-    await fails_with(c, f.ProviderTimeout)
 
 
 # -- retries -----------------------------------------------------------------------
