@@ -56,10 +56,10 @@ def _toplevel(cwd: Path) -> Path:
 
 
 def _commit(top: Path, rev: str) -> str:
-    if rev.startswith("-"):
+    if rev.startswith("-"):  # never let a revision be read as an option
         raise UsageError(f"--diff {rev}: not a revision")
     try:
-        out = _git(top, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}")
+        out = _git(top, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
     except _GitFailed:
         raise UsageError(f"--diff {rev}: unknown revision") from None
     return out.decode().strip()
