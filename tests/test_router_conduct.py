@@ -250,3 +250,18 @@ async def test_pool_member_fails_fast_and_is_not_changed(simulator: SimFactory) 
     assert (await complete(r)).alias == "anthropic/backup"
     assert sim.requests_for("primary") == 1
     assert a.max_retries == 5
+
+
+async def test_stream_hedge_over_real_members(simulator: SimFactory) -> None:
+    """A real primary slow to its first token: the hedge's stream wins and the loser is released."""
+    sim = await simulator(primary=Fault(first_token_delay=5))
+    a = f.OpenAIClient(model="primary", base_url=sim.base_url + "/v1", api_key="k")
+    b = f.AnthropicClient(model="backup", base_url=sim.base_url, api_key="k")
+    r = track(f.AsyncRouter([a, b], hedge_after=0.1, call_timeout=10))
+    with anyio.fail_after(5):
+        events = [x async for x in r.stream(ask())]
+    done = events[-1]
+    assert isinstance(done, f.Completed) and done.response.alias == "anthropic/backup"
+    assert "".join(x.text for x in events if isinstance(x, f.TextDelta)) == done.response.text
+    assert not r.store.has_parks()
+    assert sim.requests_for("primary") == 1

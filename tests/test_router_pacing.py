@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import anyio
@@ -322,3 +322,54 @@ async def test_limits_announced_by_headers_are_learned(clock: FakeClock) -> None
     assert aliases == ["openai/m", "openai/m", "p/b"]
     assert not r.store.has_parks()
     await r.aclose()
+
+
+async def test_a_hedge_that_rejects_the_request_raises_it_as_it_is() -> None:
+    """The hedge answering 400 raises BadRequest itself (not wrapped), the primary cancelled."""
+
+    async def bad(request: f.ChatRequest) -> MockAnswer:
+        raise f.BadRequest("bad", status=400)
+
+    a, b = mock("p/a", hang), mock("p/b", bad)
+    r = f.AsyncRouter([a, b], hedge_after=0.01)
+    with anyio.fail_after(5), pytest.raises(f.BadRequest):
+        await r.complete(ask())
+    assert not r.store.has_parks()
+
+
+def streaming(*parts: str) -> Callable[[f.ChatRequest], Awaitable[MockAnswer]]:
+    async def handler(request: f.ChatRequest) -> MockAnswer:
+        async def gen() -> AsyncIterator[str]:
+            for p in parts:
+                yield p
+
+        return gen()
+
+    return handler
+
+
+async def test_stream_hedge_first_event_wins() -> None:
+    """A stream whose member is silent past hedge_after: the hedge's first event wins."""
+    a, b = mock("p/a", hang), mock("p/b", streaming("he", "llo"))
+    r = f.AsyncRouter([a, b], hedge_after=0.01)
+    with anyio.fail_after(5):
+        events = [x async for x in r.stream(ask())]
+    assert [type(x) for x in events] == [f.TextDelta, f.TextDelta, f.Completed]
+    done = events[-1]
+    assert isinstance(done, f.Completed) and done.response.text == "hello"
+    assert [(x.alias, x.outcome) for x in done.response.attempts] == [
+        ("p/a", "error"),
+        ("p/b", "ok"),
+    ]
+    assert not r.store.has_parks()
+
+
+async def test_stream_without_hedge_need_asks_one_member() -> None:
+    """A stream whose member answers before hedge_after: nobody else is asked."""
+    a, b = mock("p/a", streaming("fine")), mock("p/b")
+    r = f.AsyncRouter([a, b], hedge_after=10)
+    with anyio.fail_after(5):
+        events = [x async for x in r.stream(ask())]
+    done = events[-1]
+    assert isinstance(done, f.Completed) and done.response.alias == "p/a"
+    assert b.requests == []

@@ -13,9 +13,9 @@ import asyncio
 import collections
 import logging
 import random
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
-from typing import Self, final
+from typing import Self, TypeVar, final
 
 import anyio
 import anyio.abc
@@ -34,6 +34,8 @@ from ._store import CooldownStore, MemoryCooldowns, ParkKind
 from ._walk import Try, View, Walk
 
 __all__ = ["POLICIES", "AsyncRouter"]
+
+_T = TypeVar("_T")
 
 log = logging.getLogger("fallover")
 
@@ -247,10 +249,15 @@ class AsyncRouter:
             attempt = walk.start(member)
             if hedge:
                 hedge = False  # never more than one hedge per call
-                answer = await self._race(walk, attempt, request)
-                if answer is not None:
-                    return answer
-                continue
+
+                def ask(attempt: Try) -> Awaitable[ChatResponse]:
+                    with pooled(pool):
+                        return attempt.member.complete(request)
+
+                won, _ = await self._race(walk, attempt, ask, walk.failed)
+                if won is None:
+                    continue
+                return walk.answered(*won)
             try:
                 with pooled(pool):
                     response = await member.complete(request)
@@ -259,60 +266,114 @@ class AsyncRouter:
                 continue
             return walk.answered(attempt, response)
 
-    async def _race(self, walk: Walk, first: Try, request: ChatRequest) -> ChatResponse | None:
-        """Ask ``first``; if it has not answered within ``hedge_after``, ask the next member
-        too. The first answer wins and the other attempt is cancelled, not parked. None
-        when every attempt failed (the walk goes on)."""
-        pool = self._pool
-        send, receive = anyio.create_memory_object_stream[tuple[Try, ChatResponse | Exception]](2)
+    async def _race(
+        self,
+        walk: Walk,
+        first: Try,
+        ask: Callable[[Try], Awaitable[_T]],
+        failed: Callable[[Try, Exception], None],
+    ) -> tuple[tuple[Try, _T] | None, list[Try]]:
+        """Ask ``first``; if it has not answered within ``hedge_after``, ask the next live
+        member too. The first answer wins; the other attempt is cancelled, not parked.
+
+        ``ask(attempt)`` is made here (inside the pool's settings) and awaited in a task
+        of its own; ``failed`` records an attempt that failed. Returns the winner and its
+        answer (None when every attempt failed: the walk goes on) and the losers.
+        """
+        send, receive = anyio.create_memory_object_stream[tuple[Try, _T | Exception]](2)
         running: dict[Try, anyio.CancelScope] = {}
 
         async def run(
-            attempt: Try, *, task_status: anyio.abc.TaskStatus[anyio.CancelScope]
+            attempt: Try,
+            answer: Awaitable[_T],
+            *,
+            task_status: anyio.abc.TaskStatus[anyio.CancelScope],
         ) -> None:
             with anyio.CancelScope() as scope:
                 task_status.started(scope)
-                outcome: ChatResponse | Exception
+                outcome: _T | Exception
                 try:
-                    with pooled(pool):
-                        outcome = await attempt.member.complete(request)
+                    outcome = await answer
                 except Exception as exc:
                     outcome = exc
                 send.send_nowait((attempt, outcome))
 
-        def cancel_the_rest() -> None:
-            for attempt, scope in running.items():
-                scope.cancel()
-                walk.lost_race(attempt)
-            running.clear()
-
+        won: tuple[Try, _T] | None = None
+        raised: Exception | None = None
         with send, receive:
             async with anyio.create_task_group() as tg:
-                running[first] = await tg.start(run, first)
-                done: tuple[Try, ChatResponse | Exception] | None = None
+                running[first] = await tg.start(run, first, ask(first))
+                done: tuple[Try, _T | Exception] | None = None
                 with anyio.move_on_after(self._hedge_after):
                     done = await receive.receive()
                 if done is None:
                     member = await walk.next_member(wait=False)
                     if member is not None:
                         second = walk.start(member)
-                        running[second] = await tg.start(run, second)
+                        running[second] = await tg.start(run, second, ask(second))
                     done = await receive.receive()
                 while True:
                     attempt, outcome = done
                     del running[attempt]
-                    if isinstance(outcome, ChatResponse):
-                        cancel_the_rest()
-                        return walk.answered(attempt, outcome)
+                    if not isinstance(outcome, Exception):
+                        won = (attempt, outcome)
+                        break
                     try:
-                        walk.failed(attempt, outcome)
-                    except BaseException:
-                        cancel_the_rest()
-                        raise
+                        failed(attempt, outcome)
+                    except Exception as exc:
+                        raised = exc  # raised below, outside the task group, as it is
+                        break
                     if not running:
-                        return None
+                        break
                     done = await receive.receive()
-        raise AssertionError("unreachable: the race returns from inside")  # pragma: no cover
+                losers = list(running)
+                for attempt, scope in running.items():
+                    scope.cancel()
+                    walk.lost_race(attempt)
+        if raised is not None:
+            raise raised
+        return won, losers
+
+    def _open_stream(
+        self, walk: Walk, member: LLMClient, request: ChatRequest
+    ) -> AsyncIterator[StreamEvent]:
+        """``member``'s stream, made inside the pool's settings (read when it is called)."""
+        with pooled(self._pool):
+            if walk.rec is None:
+                return member.stream(request, on_interrupt="error")
+            return walk.rec.ask(member.stream, request)
+
+    async def _race_stream(
+        self, walk: Walk, first: Try, request: ChatRequest
+    ) -> tuple[Try, AsyncIterator[StreamEvent], StreamEvent] | None:
+        """Hedge a stream: the first member to produce an event wins; the other stream is
+        cancelled (in its own task, where it was started) and closed, not parked."""
+        streams: dict[Try, AsyncIterator[StreamEvent]] = {}
+
+        def ask(attempt: Try) -> Awaitable[StreamEvent]:
+            events = streams[attempt] = self._open_stream(walk, attempt.member, request)
+            return self._first_event(walk, attempt.member, events)
+
+        def failed(attempt: Try, exc: Exception) -> None:
+            walk.failed(attempt, exc)
+
+        won, _ = await self._race(walk, first, ask, failed)
+        for attempt in [a for a in streams if won is None or a is not won[0]]:
+            await _aclose(streams.pop(attempt))  # the losers and the failed
+        if won is None:
+            return None
+        attempt, event = won
+        return attempt, streams[attempt], event
+
+    @staticmethod
+    async def _first_event(
+        walk: Walk, member: LLMClient, events: AsyncIterator[StreamEvent]
+    ) -> StreamEvent:
+        step = anext(events) if walk.rec is None else walk.rec.step(events)
+        try:
+            return await step
+        except StopAsyncIteration:
+            raise e.ConnectionFailed("stream ended without Completed", alias=member.alias) from None
 
     async def stream(
         self, request: ChatRequest, *, on_interrupt: OnInterrupt = "error"
@@ -323,7 +384,7 @@ class AsyncRouter:
         walk = await self._begin(request, stream=True)
         budget = self._call_timeout
         alarm = None if budget is None else Alarm(asyncio.get_running_loop().time() + budget)
-        pool = self._pool
+        hedge = self._hedge_after > 0
         try:
             while True:
                 if alarm is not None:
@@ -343,27 +404,42 @@ class AsyncRouter:
                 member = next_member
                 await anyio.lowlevel.checkpoint_if_cancelled()
                 attempt = walk.start(member)
-                with pooled(pool):
-                    if walk.rec is None:
-                        events = member.stream(request, on_interrupt="error")
-                    else:
-                        events = walk.rec.ask(member.stream, request)
                 parts: list[str] = []
                 yielded = False  # after the first event, a failure interrupts the stream
+                events: AsyncIterator[StreamEvent] | None = None
+                first: StreamEvent | None = None  # the hedge race's winning first event
                 try:
-                    while True:
-                        if alarm is not None and alarm.spent:
-                            break
-                        # With telemetry on, the member runs under its attempt's span.
-                        step = anext(events) if walk.rec is None else walk.rec.step(events)
-                        if alarm is None:
-                            event = await step
-                        else:
+                    if hedge:
+                        hedge = False  # never more than one hedge per call
+                        if alarm is not None:
                             alarm.waiting = asyncio.current_task()
-                            try:
-                                event = await step
-                            finally:
+                        try:
+                            raced = await self._race_stream(walk, attempt, request)
+                        finally:
+                            if alarm is not None:
                                 alarm.waiting = None
+                        if raced is None:
+                            continue  # every raced attempt failed before its first event
+                        attempt, events, first = raced
+                        member = attempt.member
+                    else:
+                        events = self._open_stream(walk, member, request)
+                    while True:
+                        if first is not None:
+                            event, first = first, None
+                        else:
+                            if alarm is not None and alarm.spent:
+                                break
+                            # With telemetry on, the member runs under its attempt's span.
+                            step = anext(events) if walk.rec is None else walk.rec.step(events)
+                            if alarm is None:
+                                event = await step
+                            else:
+                                alarm.waiting = asyncio.current_task()
+                                try:
+                                    event = await step
+                                finally:
+                                    alarm.waiting = None
                         if isinstance(event, Completed):
                             yield Completed(response=walk.answered(attempt, event.response))
                             return
@@ -395,7 +471,8 @@ class AsyncRouter:
                         yield Restarted(alias=member.alias, reason=str(cause))
                     continue
                 finally:
-                    await _aclose(events)
+                    if events is not None:
+                        await _aclose(events)
                 break
             walk.out_of_budget()
             raise e.RoutingTimeout(budget or 0.0, walk.attempts)
