@@ -1,4 +1,4 @@
-"""The Python examples of the tools and reasoning pages run, against the simulator."""
+"""The Python examples of the tools and reasoning pages (both languages) run on the simulator."""
 
 from __future__ import annotations
 
@@ -17,7 +17,15 @@ def examples(page: str) -> list[str]:
     return blocks
 
 
-@pytest.mark.parametrize("page", ["tools.md", pytest.param("reasoning.md", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "page",
+    [
+        "tools.md",
+        "zh-CN/tools.md",
+        pytest.param("reasoning.md", marks=pytest.mark.slow),
+        pytest.param("zh-CN/reasoning.md", marks=pytest.mark.slow),
+    ],
+)
 def test_page_examples_run(page: str, capsys: pytest.CaptureFixture[str]) -> None:
     """Each example of the page runs to its end and prints the answer."""
     for block in examples(page):
