@@ -4,7 +4,7 @@ Each request is decoded into the neutral model by the protocol's server codec,
 handed to the client its ``model`` names (a pool, or one pinned endpoint), and
 the answer is written back in the caller's protocol, whatever protocol the
 member that answered speaks. The gateway adds no routing of its own: fallover,
-parks and budgets are the router's (``docs/architecture.md``).
+parks and budgets are the router's; what a client sees is in ``docs/gateway.md``.
 """
 
 from __future__ import annotations
