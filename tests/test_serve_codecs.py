@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import msgspec
 import pytest
 from anthropic.lib.streaming._messages import accumulate_event
 from anthropic.types import Message as AnthropicMessage
@@ -255,3 +256,62 @@ def test_errors_in_each_protocols_shape(status: int, openai_type: str, anthropic
     a = json.loads(anthropic_server.encode_error(status, "why"))
     assert o == {"error": {"message": "why", "type": openai_type, "param": None, "code": "c"}}
     assert a == {"type": "error", "error": {"type": anthropic_type, "message": "why"}}
+
+
+SIGNED = msgspec.structs.replace(
+    ANSWER,
+    provider_state=fallover.ProviderState(
+        protocol="anthropic",
+        provider="anthropic",
+        data={"blocks": [{"type": "thinking", "thinking": "Check...", "signature": "sig=="}]},
+    ),
+)
+
+
+def _replayed(content: list[Any]) -> fallover.Message:
+    """The assistant turn a client sends back with ``content``, as the gateway decodes it."""
+    body = {
+        "model": "pool",
+        "max_tokens": 10,
+        "messages": [
+            {"role": "user", "content": "weather?"},
+            {"role": "assistant", "content": content},
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": "call_1", "content": "sun"}],
+            },
+        ],
+    }
+    return anthropic_server.decode_request(json.dumps(body).encode()).request.messages[1]
+
+
+def test_provider_state_rides_through_an_anthropic_client() -> None:
+    """A member's provider state comes back unchanged when the client replays the answer."""
+    message = AnthropicMessage.model_validate_json(
+        anthropic_server.encode_response(SIGNED, id="msg_1")
+    )
+    assert message.content[-1].type == "redacted_thinking"
+    replayed = _replayed([b.model_dump() for b in message.content])
+    assert replayed.provider_state == SIGNED.provider_state
+    assert replayed.tool_calls == SIGNED.tool_calls
+
+
+def test_provider_state_rides_through_an_anthropic_stream() -> None:
+    """A stream ends with the state block; the SDK's accumulated message hands it back."""
+    encoder = anthropic_server.StreamEncoder(id="msg_1", model="pool")
+    events = [*EVENTS[:-1], fallover.Completed(response=SIGNED)]
+    raw = b"".join(encoder.event(e) for e in events)
+    adapter: TypeAdapter[Any] = TypeAdapter(RawMessageStreamEvent)
+    snapshot: Any = None
+    json_bufs: dict[int, bytes] = {}
+    for _, data in _sse_data(raw):
+        event = adapter.validate_json(data)
+        snapshot = accumulate_event(event=event, current_snapshot=snapshot, json_bufs=json_bufs)
+    replayed = _replayed([b.model_dump() for b in snapshot.content])
+    assert replayed.provider_state == SIGNED.provider_state
+
+
+def test_a_forged_state_block_is_a_400_naming_it() -> None:
+    """A state block the gateway did not write is refused, naming where it is."""
+    with pytest.raises(ValueError, match=r"messages\[1\]\.content\[0\]\.data"):
+        _replayed([{"type": "redacted_thinking", "data": "fallover-state:@@@"}])

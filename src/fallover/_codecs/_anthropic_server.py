@@ -28,6 +28,7 @@ from .._types import (
     JsonSchema,
     Message,
     Part,
+    ProviderState,
     Reasoning,
     ReasoningDelta,
     Restarted,
@@ -151,6 +152,16 @@ class _Request(msgspec.Struct):
 _decoder = msgspec.json.Decoder(_Request)
 _encoder = msgspec.json.Encoder()
 
+STATE_PREFIX = "fallover-state:"
+"""Marks a redacted_thinking block that carries a member's provider state through a client.
+
+A member's opaque state (Anthropic thinking signatures, a Gemini thought
+signature) must reach that member again on the next turn. The gateway hands it
+to the client as the last block of the answer, a block clients keep and send
+back unread, and restores it from there; the codecs then replay it only to the
+member's own protocol and provider.
+"""
+
 # Anthropic asks for a token budget; the neutral model also wants an effort, read off it.
 _LOW_BUDGET = 4096
 _HIGH_BUDGET = 16384
@@ -209,12 +220,29 @@ def _user(m: _Message, where: str) -> list[Message]:
     return out
 
 
+def _state_block(state: ProviderState) -> dict[str, Any]:
+    """A member's provider state as an opaque block the client hands back on its next turn."""
+    payload = _encoder.encode(
+        {"protocol": state.protocol, "provider": state.provider, "data": state.data}
+    )
+    return {"type": "redacted_thinking", "data": STATE_PREFIX + base64.b64encode(payload).decode()}
+
+
+def _state_of(data: str, where: str) -> ProviderState:
+    try:
+        raw = msgspec.json.decode(base64.b64decode(data[len(STATE_PREFIX) :], validate=True))
+        return ProviderState(protocol=raw["protocol"], provider=raw["provider"], data=raw["data"])
+    except (binascii.Error, ValueError, msgspec.DecodeError, KeyError, TypeError):
+        raise ValueError(f"{where}.data: not a provider state this gateway wrote") from None
+
+
 def _assistant(m: _Message, where: str) -> Message:
     if isinstance(m.content, str):
         return Message(role="assistant", content=m.content)
     texts: list[str] = []
     calls: list[ToolCall] = []
     thoughts: list[str] = []
+    state: ProviderState | None = None
     for i, b in enumerate(m.content):
         if isinstance(b, _TextBlock):
             texts.append(b.text)
@@ -223,7 +251,9 @@ def _assistant(m: _Message, where: str) -> Message:
         elif isinstance(b, _Thinking):
             thoughts.append(b.thinking)
         elif isinstance(b, _RedactedThinking):
-            continue
+            if b.data.startswith(STATE_PREFIX):
+                state = _state_of(b.data, f"{where}.content[{i}]")
+            # Other redacted thinking was written for a provider the gateway cannot name.
         else:
             name = "tool_result" if isinstance(b, _ToolResult) else "image"
             raise ValueError(f"{where}.content[{i}]: a {name} block belongs in user turns")
@@ -232,6 +262,7 @@ def _assistant(m: _Message, where: str) -> Message:
         content="".join(texts),
         tool_calls=tuple(calls),
         reasoning="".join(thoughts) or None,
+        provider_state=state,
     )
 
 
@@ -365,6 +396,8 @@ def encode_response(resp: ChatResponse, *, id: str) -> bytes:
         content.append(
             {"type": "tool_use", "id": c.id, "name": c.name, "input": _input(c.arguments)}
         )
+    if resp.provider_state is not None:
+        content.append(_state_block(resp.provider_state))
     return _encoder.encode(
         {
             "id": id,
@@ -489,6 +522,9 @@ class StreamEncoder:
                 block = {"type": "tool_use", "id": c.id, "name": c.name, "input": {}}
                 out += self._block(("tool", i), block)
                 out += self._delta({"type": "input_json_delta", "partial_json": c.arguments})
+        if resp.provider_state is not None:
+            block = _state_block(resp.provider_state)
+            out += self._block(("state", 0), block)
         out += self._close()
         delta: dict[str, Any] = {
             "type": "message_delta",
