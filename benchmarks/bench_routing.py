@@ -37,6 +37,12 @@ fail_status = 429
 retry_after = 2
 [models.steady2]
 reply = "ok"
+[models.firstok]
+after = 1
+statuses = [429]
+repeat = true
+retry_after = 30
+latency = 0.005
 [models.rl20a]
 reply = "ok"
 limit_requests = 20
@@ -131,6 +137,41 @@ async def _fan(call: Callable[[], Awaitable[object]], total: int, concurrency: i
     return ok
 
 
+class HeldFirst:
+    """A member whose first success reaches the router 300 ms late (after the 429s)."""
+
+    def __init__(self, inner: f.OpenAIClient) -> None:
+        self.inner = inner
+        self.first = True
+        self.alias = inner.alias
+        self.context_window = inner.context_window
+        self.capabilities = inner.capabilities
+
+    def unfit(self, request: f.ChatRequest) -> str | None:
+        return self.inner.unfit(request)
+
+    async def complete(self, request: f.ChatRequest) -> f.ChatResponse:
+        import anyio
+
+        first, self.first = self.first, False
+        response = await self.inner.complete(request)
+        if first:
+            await anyio.sleep(0.3)
+        return response
+
+    def stream(self, request: f.ChatRequest, **kw: Any) -> Any:
+        return self.inner.stream(request, **kw)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+    async def __aenter__(self) -> HeldFirst:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
 async def stale_success(env: Env) -> Figure:
     """A primary that answers its first request slowly, then only 429 (Retry-After: 30)."""
     total, concurrency = env.n(1000, 200), 50
@@ -163,12 +204,20 @@ async def stale_success(env: Env) -> Figure:
             log = await _log(env)
             theirs.append(float(sum(e["model"] == "slowfirst" for e in log)))
             theirs_after.append(float(_after_first_429(log, "slowfirst", 0.3)))
-    mine, mine_after = Stats.of(ours), Stats.of(ours_after)
+    held: list[float] = []
+    for _ in range(env.repeats):
+        await _reset(env)
+        router = f.AsyncRouter([HeldFirst(env.client("firstok")), env.client("steady2")])
+        async with router:
+            await _fan(lambda r=router: r.complete(REQ), total, concurrency)
+        held.append(float(_after_first_429(await _log(env), "firstok", 0.005)))
+    mine, mine_after, late = Stats.of(ours), Stats.of(ours_after), Stats.of(held)
     rows = [["fallover", f"{mine.median:.0f} (max {mine.max:.0f})", f"{mine_after.max:.0f}"]]
     data: dict[str, Any] = {
         "requests": total,
         "concurrency": concurrency,
         "fallover": {"primary": mine.json(), "after_first_429": mine_after.json()},
+        "fallover_success_after_the_429s": {"after_first_429": late.json()},
     }
     if theirs:
         other, other_after = Stats.of(theirs), Stats.of(theirs_after)
@@ -180,6 +229,9 @@ async def stale_success(env: Env) -> Figure:
             ]
         )
         data["litellm"] = {"primary": other.json(), "after_first_429": other_after.json()}
+    rows.append(
+        ["fallover, first success held until after the 429s (client side)", "—", f"{late.max:.0f}"]
+    )
     return Figure(
         "stale_success",
         "A slow success does not unpark",
@@ -194,7 +246,15 @@ async def stale_success(env: Env) -> Figure:
         ["router", "requests reaching the primary", "sent after its first 429 came back (max)"],
         rows,
         data,
-        [Goal("primary requests sent after its first 429 came back", mine_after.max, 0, unit="")],
+        [
+            Goal("primary requests sent after its first 429 came back", mine_after.max, 0, unit=""),
+            Goal(
+                "the same, with the success landing after the 429s",
+                late.max,
+                0,
+                unit="",
+            ),
+        ],
     )
 
 
