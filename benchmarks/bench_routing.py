@@ -210,14 +210,15 @@ async def stale_success(env: Env) -> Figure:
         router = f.AsyncRouter([HeldFirst(env.client("firstok")), env.client("steady2")])
         async with router:
             await _fan(lambda r=router: r.complete(REQ), total, concurrency)
-        held.append(float(_after_first_429(await _log(env), "firstok", 0.005)))
+        sent = sum(e["model"] == "firstok" for e in await _log(env))
+        held.append(float(max(0, sent - concurrency)))  # beyond the wave already in flight
     mine, mine_after, late = Stats.of(ours), Stats.of(ours_after), Stats.of(held)
     rows = [["fallover", f"{mine.median:.0f} (max {mine.max:.0f})", f"{mine_after.max:.0f}"]]
     data: dict[str, Any] = {
         "requests": total,
         "concurrency": concurrency,
         "fallover": {"primary": mine.json(), "after_first_429": mine_after.json()},
-        "fallover_success_after_the_429s": {"after_first_429": late.json()},
+        "fallover_success_after_the_429s": {"beyond_the_first_wave": late.json()},
     }
     if theirs:
         other, other_after = Stats.of(theirs), Stats.of(theirs_after)
@@ -230,7 +231,11 @@ async def stale_success(env: Env) -> Figure:
         )
         data["litellm"] = {"primary": other.json(), "after_first_429": other_after.json()}
     rows.append(
-        ["fallover, first success held until after the 429s (client side)", "—", f"{late.max:.0f}"]
+        [
+            "fallover, first success held until after the 429s (client side)",
+            "—",
+            f"{late.max:.0f} beyond the first wave",
+        ]
     )
     return Figure(
         "stale_success",
@@ -249,7 +254,7 @@ async def stale_success(env: Env) -> Figure:
         [
             Goal("primary requests sent after its first 429 came back", mine_after.max, 0, unit=""),
             Goal(
-                "the same, with the success landing after the 429s",
+                "primary requests beyond the first wave, the success landing after the 429s",
                 late.max,
                 0,
                 unit="",
