@@ -9,6 +9,7 @@ parks and budgets are the router's; what a client sees is in ``docs/gateway.md``
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import logging
@@ -321,6 +322,9 @@ class Gateway:
             response = await self._serve_chat(request, protocol, model)
             status = response.status
             return response
+        except asyncio.CancelledError:
+            status = 499  # the client went away (nginx's code for it); the cancel goes on
+            raise
         finally:
             self._metrics.finished(route, status, time.perf_counter() - started, model[0])
 
