@@ -3,7 +3,8 @@
 Two halves: :func:`error_from_http` turns a provider's status, headers and body
 into a class of the error tree, and :func:`verdict` turns any exception into a
 :class:`Verdict` (raise, fall over, or look for a larger context window; park
-or not; retry on the same member or not). DESIGN section 4 is the table.
+or not; retry on the same member or not). The table is in docs/errors.md;
+the flow around it in docs/architecture.md.
 """
 
 from __future__ import annotations

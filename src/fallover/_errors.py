@@ -7,7 +7,7 @@
     ├── ProviderError               one member's failure; .alias .status .retry_after .code
     │   ├── RequestRejected         the request itself is bad: same on every model
     │   │   ├── BadRequest          400 / 422 invalid request
-    │   │   ├── ContentFiltered     content_policy_violation / content_filter
+    │   │   ├── ContentFiltered     content_policy_violation; content_filter with no answer
     │   │   ├── ContextTooLong      413, context_length_exceeded, request_too_large
     │   │   └── Unsupported         no member can take what the request needs (tools, vision, ...)
     │   ├── MemberUnusable          this member can't serve anyone right now
@@ -20,7 +20,7 @@
     │       ├── ConnectionFailed    refused, reset, truncated body
     │       ├── ProviderTimeout     attempt timeout, first-token timeout, stream stall
     │       └── MalformedResponse   not the protocol's JSON/SSE (an HTML error page, bad JSON)
-    ├── StreamInterrupted           failed after text was yielded; .partial_text
+    ├── StreamInterrupted           failed after an event was yielded; .partial_text
     ├── AllModelsFailed             every member failed; .attempts .retry_after
     └── RoutingTimeout              the call's budget ran out; .attempts
 
@@ -167,7 +167,7 @@ class MalformedResponse(Unavailable):
 
 
 class StreamInterrupted(FalloverError):
-    """A stream failed after text was yielded; ``partial_text`` is what arrived."""
+    """A stream failed after its first event was yielded; ``partial_text`` is what arrived."""
 
     def __init__(self, message: str, *, partial_text: str, error: BaseException) -> None:
         self.partial_text = partial_text
