@@ -17,6 +17,7 @@ from typing import Literal, Protocol, Self, runtime_checkable
 
 import msgspec
 
+from . import _defaults
 from ._types import ChatRequest, ChatResponse, StreamEvent
 
 __all__ = ["LLMClient", "OnInterrupt", "PoolSettings", "current_pool", "pooled"]
@@ -78,7 +79,7 @@ class PoolSettings(msgspec.Struct, kw_only=True, frozen=True):
     standalone defaults.
     """
 
-    max_retries: int = 0
+    max_retries: int = _defaults.POOLED_MAX_RETRIES
     max_retry_wait: float | None = None
     # Called with (alias, response headers) for every response the member gets:
     # how a pool reads the providers' rate-limit headers (docs/routing.md, "Pacing").

@@ -13,6 +13,7 @@ import random
 from collections.abc import Sequence
 from typing import Protocol
 
+from .. import _defaults
 from .._client import LLMClient
 
 __all__ = ["Latency", "Order", "Priority", "RoundRobin", "Weighted", "make_policy"]
@@ -81,7 +82,7 @@ class Weighted(_Static):
     def order(self, live: Sequence[LLMClient]) -> Sequence[LLMClient]:
         if len(live) < 2:
             return live
-        weights = [self._weights.get(m.alias, 1.0) for m in live]
+        weights = [self._weights.get(m.alias, _defaults.WEIGHT) for m in live]
         pick = self._rng.choices(range(len(live)), weights=weights)[0]
         return [live[pick], *live[:pick], *live[pick + 1 :]]
 
@@ -146,7 +147,7 @@ def make_policy(
     if name == "round-robin":
         return RoundRobin()
     if name == "weighted":
-        given = weights if weights is not None else [1.0] * len(members)
+        given = weights if weights is not None else [_defaults.WEIGHT] * len(members)
         return Weighted({m.alias: w for m, w in zip(members, given, strict=True)}, rng)
     if name == "latency":
         return Latency(rng)

@@ -379,8 +379,7 @@ class AsyncRouter:
         self, request: ChatRequest, *, on_interrupt: OnInterrupt = "error"
     ) -> AsyncIterator[StreamEvent]:
         """Stream from the first member that answers; see docs/streaming.md."""
-        if on_interrupt not in ("error", "restart"):
-            raise ValueError(f"on_interrupt must be 'error' or 'restart', got {on_interrupt!r}")
+        _rules.check_on_interrupt(on_interrupt)
         walk = await self._begin(request, stream=True)
         budget = self._call_timeout
         alarm = None if budget is None else Alarm(asyncio.get_running_loop().time() + budget)
