@@ -916,3 +916,45 @@ async def test_metrics_include_the_routings_instruments(
         "gen_ai_client_operation_duration_seconds",
         "fallover_fallovers",
     } <= families
+
+
+class _GatedStore(fallover.MemoryCooldowns):
+    """A store whose ``open`` finishes only when the test lets it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = anyio.Event()
+        self.release = anyio.Event()
+        self.opens = 0
+
+    async def open(self) -> None:
+        self.entered.set()
+        await self.release.wait()
+        self.opens += 1
+
+
+async def test_stores_are_open_before_the_gateway_listens(serve: ServeFactory) -> None:
+    """The gateway opens each pool's store once, and listens only after every open has finished."""
+    store = _GatedStore()
+    pool = fallover.AsyncRouter(
+        [fallover.MockClient(_echo, alias="m/a"), fallover.MockClient(_echo, alias="m/b")],
+        store=store,
+    )
+    started: list[Served] = []
+
+    async def start() -> None:
+        started.append(await serve({"pool": pool, "alias": pool}))
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(start)
+            await store.entered.wait()
+            await anyio.wait_all_tasks_blocked()
+            assert started == []  # still opening: not listening yet
+            store.release.set()
+    assert store.opens == 1
+    async with started[0].openai() as client:
+        reply = await client.chat.completions.create(
+            model="pool", messages=[{"role": "user", "content": "x"}]
+        )
+    assert reply.choices[0].message.content

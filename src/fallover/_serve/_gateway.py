@@ -40,8 +40,6 @@ log = logging.getLogger("fallover")
 Protocol = Literal["openai", "anthropic"]
 
 _MAX_ATTEMPTS_SHOWN = 16
-STORE_WARMUP = 2.0
-"""Seconds the gateway gives a shared (Redis) store to load its parks before it listens."""
 
 _SSE_HEADERS = {
     "Content-Type": "text/event-stream",
@@ -185,21 +183,17 @@ class Gateway:
         return app
 
     async def _warm(self, app: web.Application) -> None:
-        """Start each shared store's mirror and let it load, so the first call sees its parks."""
+        """Open each pool's store: a shared one has loaded its parks before the gateway listens."""
         stores = {
-            id(store): store
+            id(client.store): client.store
             for client in self._models.values()
             if isinstance(client, AsyncRouter)
-            and hasattr(store := client.store, "start")
-            and hasattr(store, "connected")
         }
-        for store in stores.values():
-            store.start()
-        # Bounded: an unreachable store must not keep the gateway from serving. The store
-        # offers a `connected` flag but no event, so it is polled, once, at startup.
-        with anyio.move_on_after(STORE_WARMUP):
-            while not all(store.connected for store in stores.values()):  # noqa: ASYNC110
-                await anyio.sleep(0.01)
+        # Each store bounds its own open (Redis: ``first_load_timeout``), so an unreachable
+        # store never keeps the gateway from serving; opened together, the slowest bounds all.
+        async with anyio.create_task_group() as tg:
+            for store in stores.values():
+                tg.start_soon(store.open)
 
     async def aclose(self) -> None:
         """Close every client (each once, even when it serves under two names)."""
