@@ -171,6 +171,22 @@ def test_rpm_and_tpm_are_positive_whole_numbers(text: str, key: str) -> None:
     assert error(f"[providers.openai]\n{text}\n").key == key
 
 
+async def test_max_connections_reaches_the_built_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    """providers.X.max_connections is the built client's limit; unset, the documented 1000."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    for text, limit in (("[providers.openai]\nmax_connections = 7\n", 7), ("", 1000)):
+        async with f.build_client(config(text), "openai") as client:
+            assert isinstance(client, f.OpenAIClient)
+            assert client.max_connections == limit
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "1.5", '"many"', "true"])
+def test_max_connections_is_a_positive_whole_number(value: str) -> None:
+    """A zero, negative, fractional, text or boolean limit names its key."""
+    e = error(f"[providers.openai]\nmax_connections = {value}\n")
+    assert e.key == "providers.openai.max_connections"
+
+
 # -- routing: weight, hedge_after, policies ----------------------------------------------
 
 

@@ -82,6 +82,7 @@ def _client(member: Member, p: Plan, *, max_retry_wait: float | None) -> LLMClie
         alias=member.alias,
         max_body_bytes=member.max_body_bytes,
         max_line_bytes=member.max_line_bytes,
+        max_connections=member.max_connections,
         capabilities=member.capabilities,
         extra_body=member.extra_body,
         provider=member.provider,

@@ -42,6 +42,7 @@ class Member(msgspec.Struct, kw_only=True, frozen=True):
     headers: dict[str, str] | None = None
     max_body_bytes: int = d.MAX_BODY_BYTES
     max_line_bytes: int = d.MAX_LINE_BYTES
+    max_connections: int | None = d.MAX_CONNECTIONS
     capabilities: frozenset[str] = CAPABILITIES
     extra_body: dict[str, Any] | None = None
     rpm: int | None = None
@@ -230,6 +231,7 @@ def _member(
         headers=p.headers,
         max_body_bytes=_or(p.max_body_bytes, d.MAX_BODY_BYTES),
         max_line_bytes=_or(p.max_line_bytes, d.MAX_LINE_BYTES),
+        max_connections=_or(p.max_connections, d.MAX_CONNECTIONS),
         capabilities=_capabilities(preset, p, model),
         extra_body=p.extra_body,
         rpm=p.rpm,

@@ -58,6 +58,7 @@ class ProviderConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, o
     headers: dict[str, str] | None = None
     max_body_bytes: Tokens | None = None
     max_line_bytes: Tokens | None = None
+    max_connections: Tokens | None = None
     capabilities: list[str] | None = None
     extra_body: dict[str, Any] | None = None
     rpm: Tokens | None = None
