@@ -18,6 +18,7 @@ from typing import Any
 import aiohttp
 import anyio
 import pytest
+from opentelemetry import trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -639,3 +640,94 @@ async def test_the_gateways_metrics_page_shows_the_routing_instruments(
     assert value("fallover_fallovers_total", fallover_alias="bad/e503") == 1
     assert value("fallover_parks_total", fallover_alias="bad/e503", error_type="ServerFailed") == 1
     assert value("gen_ai_client_token_usage_count", gen_ai_token_type="output") == 1
+
+
+# -- hedging: two attempts at once, each its own span -------------------------------------
+
+
+def current_span_id() -> int:
+    return trace.get_current_span().get_span_context().span_id
+
+
+def hedged_pair(seen: dict[str, list[int]]) -> tuple[MockClient, MockClient]:
+    """A primary that never answers and a backup that does in three pieces; each notes the
+    span current while it runs."""
+
+    async def silent(request: f.ChatRequest) -> str:
+        seen.setdefault("a/slow", []).append(current_span_id())
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    async def pieces() -> AsyncIterator[str]:
+        for piece in ("x", "y", "z"):
+            seen.setdefault("b/quick", []).append(current_span_id())
+            yield piece
+
+    async def quick(request: f.ChatRequest) -> AsyncIterator[str]:
+        return pieces()
+
+    return MockClient(silent, alias="a/slow"), MockClient(quick, alias="b/quick")
+
+
+def check_hedged_spans(otel: Otel, seen: dict[str, list[int]]) -> None:
+    (call,) = otel.calls()
+    attrs = dict(call.attributes or {})
+    assert (attrs["fallover.outcome"], attrs["fallover.alias"]) == ("ok", "b/quick")
+    assert (attrs["fallover.attempts"], attrs["gen_ai.provider.name"]) == (2, "b")
+    spans = {dict(s.attributes or {})["fallover.alias"]: s for s in otel.attempts()}
+    assert sorted(spans) == ["a/slow", "b/quick"]
+    for span in spans.values():
+        assert span.parent is not None and span.parent.span_id == call.context.span_id
+    loser, winner = dict(spans["a/slow"].attributes or {}), dict(spans["b/quick"].attributes or {})
+    assert loser["fallover.outcome"] == "cancelled" and "error.type" not in loser
+    assert spans["a/slow"].status.status_code is StatusCode.UNSET
+    assert winner["fallover.outcome"] == "ok" and "error.type" not in winner
+    # Each member ran under its own attempt's span, the winner's to its last piece.
+    assert seen["a/slow"] == [spans["a/slow"].context.span_id]
+    assert seen["b/quick"] == [spans["b/quick"].context.span_id] * 3
+    metrics = otel.metrics()
+    assert "fallover.fallovers" not in metrics and "fallover.parks" not in metrics
+    (duration,) = metrics["gen_ai.client.operation.duration"]
+    assert duration.count == 1 and "error.type" not in duration.attributes
+
+
+async def test_hedged_complete_records_each_attempt_on_its_own_span(otel: Otel) -> None:
+    """A hedged complete(): two attempt spans under one call, the winner ok, the loser cancelled."""
+    seen: dict[str, list[int]] = {}
+    router = f.AsyncRouter(list(hedged_pair(seen)), hedge_after=0.01)
+    with anyio.fail_after(5):
+        resp = await router.complete(ask())
+    assert resp.text == "xyz"
+    check_hedged_spans(otel, seen)
+
+
+async def test_hedged_stream_records_each_attempt_on_its_own_span(otel: Otel) -> None:
+    """A hedged stream(): two attempt spans under one call, the winner ok, the loser cancelled."""
+    seen: dict[str, list[int]] = {}
+    router = f.AsyncRouter(list(hedged_pair(seen)), hedge_after=0.01)
+    with anyio.fail_after(5):
+        events = [event async for event in router.stream(ask())]
+    assert [type(event) for event in events] == [f.TextDelta] * 3 + [f.Completed]
+    check_hedged_spans(otel, seen)
+    (first_chunk,) = otel.metrics()["gen_ai.client.operation.time_to_first_chunk"]
+    assert first_chunk.count == 1
+
+
+async def test_a_hedge_cut_off_by_the_budget_ends_both_attempts_interrupted(otel: Otel) -> None:
+    """Both hedged members silent until call_timeout: each attempt span ends interrupted."""
+
+    async def silent(request: f.ChatRequest) -> str:
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    members = [MockClient(silent, alias="a/one"), MockClient(silent, alias="b/two")]
+    router = f.AsyncRouter(members, hedge_after=0.01, call_timeout=0.2)
+    with anyio.fail_after(5), pytest.raises(f.RoutingTimeout):
+        await router.complete(ask())
+    outcomes = {
+        dict(s.attributes or {})["fallover.alias"]: dict(s.attributes or {})["fallover.outcome"]
+        for s in otel.attempts()
+    }
+    assert outcomes == {"a/one": "interrupted", "b/two": "interrupted"}
+    (call,) = otel.calls()
+    assert dict(call.attributes or {})["error.type"] == "RoutingTimeout"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextvars
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Final, final
 
 from opentelemetry import context as otel_context
@@ -30,7 +30,15 @@ if TYPE_CHECKING:
     from .._client import LLMClient
     from .._types import ChatRequest, ChatResponse, StreamEvent
 
-__all__ = ["INSIDE", "CallRecorder", "Instruments", "Live", "error_type", "provider_name"]
+__all__ = [
+    "INSIDE",
+    "AttemptRecorder",
+    "CallRecorder",
+    "Instruments",
+    "Live",
+    "error_type",
+    "provider_name",
+]
 
 OPERATION: Final = "chat"
 
@@ -158,31 +166,27 @@ class Live:
 class CallRecorder:
     """Spans and metrics for one routed call; the router reports what happens to it.
 
-    The call span (kind CLIENT, ``chat {pool}``) parents one span per attempt.
-    The attempt span is the current span while the member runs (for a stream,
-    during each ``step``, never while the consumer holds an event), so HTTP
-    spans and nested pools hang under it. An inner call (a pool asked by a
-    recorded call) records spans but no durations or tokens: the outer call
-    records those once.
+    The call span (kind CLIENT, ``chat {pool}``) parents one span per attempt,
+    each recorded by its own ``AttemptRecorder``: a hedge runs two attempts at
+    once (docs/routing.md, "Pacing and hedging"). An inner call (a pool asked
+    by a recorded call) records spans but no durations or tokens: the outer
+    call records those once.
     """
 
     __slots__ = (
         "_asked",
-        "_attempt",
         "_attempts",
         "_context",
-        "_current",
         "_done",
         "_first",
-        "_inside",
         "_live",
         "_measures",
+        "_open",
         "_pool",
         "_provider",
         "_span",
         "_started",
         "_stream",
-        "_token",
     )
 
     def __init__(
@@ -197,10 +201,7 @@ class CallRecorder:
         self._attempts = 0
         self._provider: str | None = None
         self._asked: str | None = None  # the provider of the member asked last, if it has one
-        self._current: str | None = None  # the alias of the running attempt
-        self._attempt: Span | None = None
-        self._token: object | None = None  # the attached context while an attempt is current
-        self._inside: contextvars.Token[bool] | None = None
+        self._open: list[AttemptRecorder] = []  # attempts not ended yet (two while a hedge races)
         self._done = False
         self._span: Span | None = None
         self._context: otel_context.Context | None = None
@@ -231,57 +232,29 @@ class CallRecorder:
 
     # -- attempts ------------------------------------------------------------------
 
-    def attempt(self, member: LLMClient) -> None:
-        """A member is asked."""
+    def attempt(self, member: LLMClient) -> AttemptRecorder:
+        """A member is asked: the handle that records this attempt."""
         self._attempts += 1
         alias = member.alias
-        self._current = alias
-        self._asked = _provider_of(member)
-        self._provider = self._asked or provider_name(alias)
+        self._asked = asked = _provider_of(member)
+        self._provider = provider = asked or provider_name(alias)
+        span = None
         tracer = self._live.tracer
         if tracer is not None:
-            self._attempt = tracer.start_span(
+            span = tracer.start_span(
                 f"attempt {alias}",
                 context=self._context,
                 kind=SpanKind.INTERNAL,
                 attributes={
                     "fallover.alias": alias,
                     "fallover.attempt": self._attempts,
-                    "gen_ai.provider.name": self._provider,
+                    "gen_ai.provider.name": provider,
                     "gen_ai.request.model": _model(member),
                 },
             )
-        if not self._stream:
-            # ``complete`` awaits the member in this very context: current until it ends.
-            self._inside = INSIDE.set(True)
-            if self._attempt is not None:
-                self._token = otel_context.attach(trace.set_span_in_context(self._attempt))
-
-    def ask(
-        self, stream: Callable[..., AsyncIterator[StreamEvent]], request: ChatRequest
-    ) -> AsyncIterator[StreamEvent]:
-        """``stream(request, on_interrupt="error")``, called as this call's attempt.
-
-        A member decides when it is called whether it is asked by a recorded
-        call (a plain client records its own call only when it is not).
-        """
-        inside = INSIDE.set(True)
-        try:
-            return stream(request, on_interrupt="error")
-        finally:
-            INSIDE.reset(inside)
-
-    async def step(self, events: AsyncIterator[StreamEvent]) -> StreamEvent:
-        """The member's next stream event, awaited with its attempt as the current span."""
-        inside = INSIDE.set(True)
-        attempt = self._attempt
-        token = None if attempt is None else otel_context.attach(trace.set_span_in_context(attempt))
-        try:
-            return await anext(events)
-        finally:
-            if token is not None:
-                otel_context.detach(token)
-            INSIDE.reset(inside)
+        attempt = AttemptRecorder(self, span, asked)
+        self._open.append(attempt)
+        return attempt
 
     async def observe(
         self, events: AsyncIterator[StreamEvent], member: LLMClient
@@ -315,30 +288,6 @@ class CallRecorder:
             aclose = getattr(events, "aclose", None)
             if aclose is not None:
                 await aclose()
-
-    def _end_attempt(self, outcome: str, exc: BaseException | None = None) -> None:
-        self._current = None
-        if self._token is not None:
-            otel_context.detach(self._token)  # type: ignore[arg-type]
-            self._token = None
-        if self._inside is not None:
-            INSIDE.reset(self._inside)
-            self._inside = None
-        span = self._attempt
-        if span is None:
-            return
-        self._attempt = None
-        span.set_attribute("fallover.outcome", outcome)
-        if exc is not None and outcome == "error":
-            # A member's own interrupted stream is reported by what interrupted it.
-            cause = exc.error if isinstance(exc, e.StreamInterrupted) else exc
-            span.set_attribute("error.type", error_type(cause))
-            span.set_status(Status(StatusCode.ERROR, _describe(cause)))
-        span.end()
-
-    def attempt_failed(self, exc: BaseException) -> None:
-        """The running attempt failed with ``exc``."""
-        self._end_attempt("error", exc)
 
     def first_event(self) -> None:
         """A stream yielded its first event (text, reasoning or a tool call)."""
@@ -394,15 +343,20 @@ class CallRecorder:
             attributes["gen_ai.provider.name"] = self._provider
         return attributes
 
-    def answered(self, response: ChatResponse) -> None:
-        """The call succeeded with ``response``: every span ends."""
+    def answered(self, response: ChatResponse, attempt: AttemptRecorder | None = None) -> None:
+        """The call succeeded with ``response``, given by ``attempt`` (None for a plain
+        client's own call, which has no attempt span): every span ends."""
         if self._done:
             return
         self._done = True
-        self._end_attempt("ok")
+        asked = self._asked
+        if attempt is not None:
+            attempt.end("ok")
+            asked = attempt.asked
+        self._end_open("cancelled")  # none is left: a hedge's loser has ended already
         elapsed = time.perf_counter() - self._started
         # A pool that answered is named by the member inside it that did.
-        self._provider = self._asked or provider_name(response.alias)
+        self._provider = asked or provider_name(response.alias)
         usage = response.usage
         span = self._span
         if span is not None:
@@ -436,6 +390,10 @@ class CallRecorder:
                     usage.output_tokens, {**metric, "gen_ai.token.type": "output"}
                 )
 
+    def _end_open(self, outcome: str, exc: BaseException | None = None) -> None:
+        for attempt in list(self._open):
+            attempt.end(outcome, exc)
+
     def ended(self, exc: BaseException) -> None:
         """The call ended with ``exc`` (raised to the caller): every span ends.
 
@@ -448,8 +406,8 @@ class CallRecorder:
         self._done = True
         cancelled = not isinstance(exc, Exception)
         outcome = "cancelled" if cancelled else "error"
-        # The member running when the call's budget ran out did not fail: it was cut off.
-        self._end_attempt("interrupted" if isinstance(exc, e.RoutingTimeout) else outcome, exc)
+        # The members running when the call's budget ran out did not fail: they were cut off.
+        self._end_open("interrupted" if isinstance(exc, e.RoutingTimeout) else outcome, exc)
         span = self._span
         if span is not None:
             span.set_attribute("fallover.outcome", outcome)
@@ -465,3 +423,94 @@ class CallRecorder:
             metric = self._metric_attributes()
             metric["error.type"] = error_type(exc)
             measures.duration.record(time.perf_counter() - self._started, metric)
+
+
+@final
+class AttemptRecorder:
+    """One attempt of a recorded call: its own span, ended with its own outcome.
+
+    The attempt span is the current span only while its member runs (for
+    ``complete``, while it is awaited; for a stream, during each ``step``,
+    never while the consumer holds an event), and in the task that runs it,
+    so HTTP spans and nested pools hang under the right attempt even when a
+    hedge runs two at once.
+    """
+
+    __slots__ = ("_call", "_context", "_span", "asked")
+
+    def __init__(self, call: CallRecorder, span: Span | None, asked: str | None) -> None:
+        self._call = call
+        self._span = span
+        self._context = None if span is None else trace.set_span_in_context(span)
+        self.asked = asked  # the member's own provider name, None for a pool
+
+    def complete(
+        self, complete: Callable[[ChatRequest], Awaitable[ChatResponse]], request: ChatRequest
+    ) -> Coroutine[Any, Any, ChatResponse]:
+        """``complete(request)``, called now (a member reads its pool settings when called)
+        and awaited with this attempt current."""
+        inside = INSIDE.set(True)
+        try:
+            answer = complete(request)
+        finally:
+            INSIDE.reset(inside)
+        return self._current(answer)
+
+    async def _current(self, answer: Awaitable[ChatResponse]) -> ChatResponse:
+        inside = INSIDE.set(True)
+        context = self._context
+        token = None if context is None else otel_context.attach(context)
+        try:
+            return await answer
+        finally:
+            if token is not None:
+                otel_context.detach(token)
+            INSIDE.reset(inside)
+
+    def ask(
+        self, stream: Callable[..., AsyncIterator[StreamEvent]], request: ChatRequest
+    ) -> AsyncIterator[StreamEvent]:
+        """``stream(request, on_interrupt="error")``, called as this attempt.
+
+        A member decides when it is called whether it is asked by a recorded
+        call (a plain client records its own call only when it is not).
+        """
+        inside = INSIDE.set(True)
+        try:
+            return stream(request, on_interrupt="error")
+        finally:
+            INSIDE.reset(inside)
+
+    async def step(self, events: AsyncIterator[StreamEvent]) -> StreamEvent:
+        """The member's next stream event, awaited with this attempt as the current span."""
+        inside = INSIDE.set(True)
+        context = self._context
+        token = None if context is None else otel_context.attach(context)
+        try:
+            return await anext(events)
+        finally:
+            if token is not None:
+                otel_context.detach(token)
+            INSIDE.reset(inside)
+
+    def failed(self, exc: BaseException) -> None:
+        """The attempt failed with ``exc``."""
+        self.end("error", exc)
+
+    def end(self, outcome: str, exc: BaseException | None = None) -> None:
+        """End the attempt with ``outcome``: ``ok``, ``error`` (with ``exc``), ``cancelled``
+        (the caller stopped, or another member won the hedge) or ``interrupted``."""
+        call = self._call
+        if self not in call._open:
+            return  # ended already
+        call._open.remove(self)
+        span = self._span
+        if span is None:
+            return
+        span.set_attribute("fallover.outcome", outcome)
+        if exc is not None and outcome == "error":
+            # A member's own interrupted stream is reported by what interrupted it.
+            cause = exc.error if isinstance(exc, e.StreamInterrupted) else exc
+            span.set_attribute("error.type", error_type(cause))
+            span.set_status(Status(StatusCode.ERROR, _describe(cause)))
+        span.end()

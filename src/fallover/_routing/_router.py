@@ -252,7 +252,9 @@ class AsyncRouter:
 
                 def ask(attempt: Try) -> Awaitable[ChatResponse]:
                     with pooled(pool):
-                        return attempt.member.complete(request)
+                        if attempt.rec is None:
+                            return attempt.member.complete(request)
+                        return attempt.rec.complete(attempt.member.complete, request)
 
                 won, _ = await self._race(walk, attempt, ask, walk.failed)
                 if won is None:
@@ -260,7 +262,10 @@ class AsyncRouter:
                 return walk.answered(*won)
             try:
                 with pooled(pool):
-                    response = await member.complete(request)
+                    if attempt.rec is None:
+                        response = await member.complete(request)
+                    else:  # with telemetry on, the member runs under its attempt's span
+                        response = await attempt.rec.complete(member.complete, request)
             except Exception as exc:
                 walk.failed(attempt, exc)
                 continue
@@ -334,14 +339,12 @@ class AsyncRouter:
             raise raised
         return won, losers
 
-    def _open_stream(
-        self, walk: Walk, member: LLMClient, request: ChatRequest
-    ) -> AsyncIterator[StreamEvent]:
-        """``member``'s stream, made inside the pool's settings (read when it is called)."""
+    def _open_stream(self, attempt: Try, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+        """``attempt``'s stream, made inside the pool's settings (read when it is called)."""
         with pooled(self._pool):
-            if walk.rec is None:
-                return member.stream(request, on_interrupt="error")
-            return walk.rec.ask(member.stream, request)
+            if attempt.rec is None:
+                return attempt.member.stream(request, on_interrupt="error")
+            return attempt.rec.ask(attempt.member.stream, request)
 
     async def _race_stream(
         self, walk: Walk, first: Try, request: ChatRequest
@@ -351,8 +354,8 @@ class AsyncRouter:
         streams: dict[Try, AsyncIterator[StreamEvent]] = {}
 
         def ask(attempt: Try) -> Awaitable[StreamEvent]:
-            events = streams[attempt] = self._open_stream(walk, attempt.member, request)
-            return self._first_event(walk, attempt.member, events)
+            events = streams[attempt] = self._open_stream(attempt, request)
+            return self._first_event(attempt, events)
 
         def failed(attempt: Try, exc: Exception) -> None:
             walk.failed(attempt, exc)
@@ -366,14 +369,13 @@ class AsyncRouter:
         return attempt, streams[attempt], event
 
     @staticmethod
-    async def _first_event(
-        walk: Walk, member: LLMClient, events: AsyncIterator[StreamEvent]
-    ) -> StreamEvent:
-        step = anext(events) if walk.rec is None else walk.rec.step(events)
+    async def _first_event(attempt: Try, events: AsyncIterator[StreamEvent]) -> StreamEvent:
+        step = anext(events) if attempt.rec is None else attempt.rec.step(events)
         try:
             return await step
         except StopAsyncIteration:
-            raise e.ConnectionFailed("stream ended without Completed", alias=member.alias) from None
+            alias = attempt.member.alias
+            raise e.ConnectionFailed("stream ended without Completed", alias=alias) from None
 
     async def stream(
         self, request: ChatRequest, *, on_interrupt: OnInterrupt = "error"
@@ -422,7 +424,7 @@ class AsyncRouter:
                         attempt, events, first = raced
                         member = attempt.member
                     else:
-                        events = self._open_stream(walk, member, request)
+                        events = self._open_stream(attempt, request)
                     while True:
                         if first is not None:
                             event, first = first, None
@@ -430,7 +432,8 @@ class AsyncRouter:
                             if alarm is not None and alarm.spent:
                                 break
                             # With telemetry on, the member runs under its attempt's span.
-                            step = anext(events) if walk.rec is None else walk.rec.step(events)
+                            rec = attempt.rec
+                            step = anext(events) if rec is None else rec.step(events)
                             if alarm is None:
                                 event = await step
                             else:

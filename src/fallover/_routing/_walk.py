@@ -39,7 +39,7 @@ from ._pacing import estimate_tokens
 from ._store import CooldownStore, ParkKind
 
 if TYPE_CHECKING:
-    from .._otel._record import CallRecorder
+    from .._otel._record import AttemptRecorder, CallRecorder
     from ._router import AsyncRouter
 
 __all__ = ["Try", "View", "Walk"]
@@ -87,10 +87,11 @@ class View:
 class Try:
     """One attempt: a member being asked, when it began, when its first event came."""
 
-    __slots__ = ("first_event", "member", "perf", "started")
+    __slots__ = ("first_event", "member", "perf", "rec", "started")
 
     def __init__(self, member: LLMClient, started: float) -> None:
         self.member = member
+        self.rec: AttemptRecorder | None = None  # its telemetry, when the call is recorded
         self.started = started  # on the store's clock; before every park if none was set
         self.perf = time.perf_counter()
         self.first_event: float | None = None
@@ -277,7 +278,7 @@ class Walk:
         if policy.learns:
             policy.started(member)
         if self.rec is not None:
-            self.rec.attempt(member)
+            attempt.rec = self.rec.attempt(member)
         return attempt
 
     def first_event(self, attempt: Try) -> None:
@@ -300,6 +301,8 @@ class Walk:
         """A hedged attempt that another member beat to the first event: cancelled, not parked."""
         self._settle(attempt, ok=False)
         self._give_back(attempt.member.alias)
+        if attempt.rec is not None:
+            attempt.rec.end("cancelled")
         self.attempts.append(
             Attempt(
                 alias=attempt.member.alias,
@@ -327,7 +330,7 @@ class Walk:
         if self._probes:
             self._give_back(key)
         if self.rec is not None:
-            self.rec.answered(response)
+            self.rec.answered(response, attempt.rec)
         if response.attempts and not self.attempts:
             return response  # a nested pool already told the whole story
         own = response.attempts or (
@@ -342,8 +345,8 @@ class Walk:
         """
         member = attempt.member
         self._settle(attempt, ok=False)
-        if self.rec is not None:
-            self.rec.attempt_failed(exc)
+        if attempt.rec is not None:
+            attempt.rec.failed(exc)
         v = verdict(exc)
         cause = exc.error if isinstance(exc, e.StreamInterrupted) else exc
         # The attempt already names the member: keep the alias out of its error text.
