@@ -34,6 +34,13 @@ import fallover as f  # noqa: E402
 from benchmarks._common import Env, Figure, stop  # noqa: E402
 from fallover.testing import spawn  # noqa: E402
 
+NOISE = (
+    "On this shared 2-core virtual machine the same figure moves by 10–30% between runs; "
+    "a goal within that distance of its target can flip from one run to the next. "
+    "The gateway peers run when `FALLOVER_BENCH_LITELLM` (a `litellm` proxy executable) "
+    "and `FALLOVER_BENCH_PORTKEY` (a folder with `@portkey-ai/gateway` installed) are set."
+)
+
 # Sections appear in this order; modules not listed here follow, by name.
 ORDER = ["bench_hotpath", "bench_faults", "bench_routing", "bench_codecs", "bench_redis"]
 
@@ -95,6 +102,8 @@ def markdown(results: dict[str, Any], figures: list[Figure]) -> str:
         f"{m['fallover']}; {m['date']}.",
         "",
         f"Goals met: {sum(g.met for g in goals)} of {len(goals)}.",
+        "",
+        NOISE,
         "",
     ]
     for fig in figures:
