@@ -170,7 +170,7 @@ async def provider() -> AsyncIterator[Provider]:
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    port = runner.addresses[0][1]
     fake.base_url = f"http://127.0.0.1:{port}"
     yield fake
     await runner.cleanup()
