@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Literal, Protocol, Self, runtime_checkable
 
@@ -20,7 +20,7 @@ import msgspec
 from . import _defaults
 from ._types import ChatRequest, ChatResponse, StreamEvent
 
-__all__ = ["LLMClient", "OnInterrupt", "PoolSettings", "current_pool", "pooled"]
+__all__ = ["LLMClient", "OnInterrupt", "PoolSettings", "aclose_all", "current_pool", "pooled"]
 
 OnInterrupt = Literal["error", "restart"]
 
@@ -108,3 +108,15 @@ def pooled(settings: PoolSettings) -> Iterator[None]:
         yield
     finally:
         _POOL.reset(token)
+
+
+async def aclose_all(closers: Iterable[Callable[[], Awaitable[None]]]) -> None:
+    """Call every closer, even when one fails; then raise the first failure."""
+    failure: Exception | None = None
+    for close in closers:
+        try:
+            await close()
+        except Exception as exc:  # the rest must still be closed
+            failure = failure or exc
+    if failure is not None:
+        raise failure

@@ -24,7 +24,7 @@ import anyio.lowlevel
 from .. import _defaults, _otel, _rules
 from .. import _errors as e
 from .._backoff import Backoff
-from .._client import LLMClient, OnInterrupt, PoolSettings, pooled
+from .._client import LLMClient, OnInterrupt, PoolSettings, aclose_all, pooled
 from .._rules import POLICIES, Policy
 from .._types import ChatRequest, ChatResponse, Completed, Restarted, StreamEvent, TextDelta
 from ._budget import Alarm
@@ -491,15 +491,7 @@ class AsyncRouter:
     async def aclose(self) -> None:
         """Close every member and the store, even when one of them fails to close."""
         self._closed = True
-        failure: Exception | None = None
-        closers = [m.aclose for m in self._members] + [self._store.aclose]
-        for close in closers:
-            try:
-                await close()
-            except Exception as exc:  # the rest must still be closed; the first error is raised
-                failure = failure or exc
-        if failure is not None:
-            raise failure
+        await aclose_all([*(m.aclose for m in self._members), self._store.aclose])
 
     async def __aenter__(self) -> Self:
         return self

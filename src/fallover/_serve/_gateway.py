@@ -24,7 +24,7 @@ import anyio
 from aiohttp import web
 
 from .. import _defaults as d
-from .._client import LLMClient
+from .._client import LLMClient, aclose_all
 from .._codecs import _anthropic_server as anthropic
 from .._codecs import _openai_server as openai
 from .._config import Config, load_config
@@ -197,18 +197,8 @@ class Gateway:
 
     async def aclose(self) -> None:
         """Close every client (each once, even when it serves under two names)."""
-        failure_: Exception | None = None
-        seen: set[int] = set()
-        for client in self._models.values():
-            if id(client) in seen:
-                continue
-            seen.add(id(client))
-            try:
-                await client.aclose()
-            except Exception as exc:  # close the rest; raise the first
-                failure_ = failure_ or exc
-        if failure_ is not None:
-            raise failure_
+        unique = {id(client): client for client in self._models.values()}
+        await aclose_all(client.aclose for client in unique.values())
 
     async def __aenter__(self) -> Self:
         return self
