@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
+import anyio.abc
 import pytest
 from aiohttp import web
 
@@ -151,3 +154,29 @@ async def upstream() -> AsyncIterator[Upstream]:
     await web.SockSite(runner, sock).start()
     yield up
     await runner.cleanup()
+
+
+async def interrupt_when(
+    proc: anyio.abc.Process, ready: Callable[[], bool]
+) -> tuple[int, float, str, str]:
+    """Press Ctrl-C in ``proc`` once ``ready()``: its exit status, seconds to exit, stdout, stderr.
+
+    A child that outlives a failed assertion is killed, never left behind.
+    """
+    try:
+        with anyio.fail_after(30):
+            while not ready():
+                await anyio.sleep(0.02)  # waiting on another process's requests
+        proc.send_signal(signal.SIGINT)
+        start = anyio.current_time()
+        with anyio.fail_after(10):
+            code = await proc.wait()
+        elapsed = anyio.current_time() - start
+        assert proc.stdout is not None and proc.stderr is not None
+        out = (await proc.stdout.receive()).decode()
+        err = (await proc.stderr.receive()).decode()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        await proc.aclose()
+    return code, elapsed, out, err

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +13,7 @@ import pytest
 
 from fallover.testing import Fault
 
-from .conftest import SECRET, SimFactory
+from .conftest import SECRET, SimFactory, interrupt_when
 
 KEYS = [
     "OPENAI_API_KEY",
@@ -226,22 +225,7 @@ async def test_ctrl_c_exits_130_promptly_and_keeps_what_finished(
         cwd=tmp_path,
         env=env(tmp_path),
     )
-    try:
-        with anyio.fail_after(30):
-            while sim.requests_for("slow") < 2:
-                await anyio.sleep(0.02)  # waiting on another process's requests
-        proc.send_signal(signal.SIGINT)
-        start = anyio.current_time()
-        with anyio.fail_after(10):
-            code = await proc.wait()
-        elapsed = anyio.current_time() - start
-        assert proc.stdout is not None and proc.stderr is not None
-        out = (await proc.stdout.receive()).decode()
-        err = (await proc.stderr.receive()).decode()
-    finally:
-        if proc.returncode is None:
-            proc.kill()  # never leave a hung child behind a failed assertion
-        await proc.aclose()
+    code, elapsed, out, err = await interrupt_when(proc, lambda: sim.requests_for("slow") >= 2)
     assert code == 130
     assert elapsed < 5  # a guard against hanging, not a timing benchmark
     assert "Traceback" not in err

@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -18,7 +17,7 @@ import jsonschema
 import pytest
 from aiohttp import web
 
-from .conftest import SECRET
+from .conftest import SECRET, interrupt_when
 from .test_cli import env
 
 DATA = Path(__file__).parent / "data"
@@ -547,22 +546,9 @@ async def test_ctrl_c_exits_130_and_keeps_what_finished(tmp_path: Path, provider
         cwd=repo,
         env=env(tmp_path),
     )
-    try:
-        with anyio.fail_after(30):
-            while "src/modified.py" not in provider.prompts:
-                await anyio.sleep(0.02)  # waiting on another process's requests
-        proc.send_signal(signal.SIGINT)
-        start = anyio.current_time()
-        with anyio.fail_after(10):
-            code = await proc.wait()
-        elapsed = anyio.current_time() - start
-        assert proc.stdout is not None and proc.stderr is not None
-        out = (await proc.stdout.receive()).decode()
-        err = (await proc.stderr.receive()).decode()
-    finally:
-        if proc.returncode is None:
-            proc.kill()  # never leave a hung child behind a failed assertion
-        await proc.aclose()
+    code, elapsed, out, err = await interrupt_when(
+        proc, lambda: "src/modified.py" in provider.prompts
+    )
     assert code == 130
     assert elapsed < 5  # a guard against hanging, not a timing benchmark
     assert "Traceback" not in err and "Reviewed 1 of 4 files" in err and "3 not finished" in err
