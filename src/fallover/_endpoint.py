@@ -14,11 +14,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Iterable, Mapping
-from typing import Any, ClassVar, NamedTuple, TypeAlias, final
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, TypeAlias, final
 
 import anyio
 import msgspec
 from anyio.abc import AsyncResource
+from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from . import _defaults as d
@@ -51,6 +52,9 @@ from ._types import (
     TextDelta,
     ToolCallDelta,
 )
+
+if TYPE_CHECKING:
+    from ._otel._record import CallRecorder
 
 __all__ = ["AnthropicClient", "Endpoint", "OpenAIClient", "missing_capabilities"]
 
@@ -154,14 +158,18 @@ class Endpoint(AsyncResource):
             model=model, alias=self._alias, provider=self.provider, extra_body=extra_body
         )
         self._url = join_url(self.base_url, self._codec.path())
-        self._headers = {
-            "Content-Type": "application/json",
-            "Accept": "application/json",
-            **self._codec.auth_headers(api_key),
-            **(headers or {}),
-        }
+        self._headers = CIMultiDictProxy(
+            CIMultiDict(
+                {
+                    "Content-Type": "application/json",
+                    "Accept": "application/json",
+                    **self._codec.auth_headers(api_key),
+                    **(headers or {}),
+                }
+            )
+        )
         self._transport: Transport = transport or AiohttpTransport(
-            alias=self._alias, max_connections=max_connections
+            alias=self._alias, max_connections=max_connections, headers=self._headers
         )
         self._closed = False
 
@@ -231,13 +239,18 @@ class Endpoint(AsyncResource):
 
     def complete(self, request: ChatRequest) -> Coroutine[Any, Any, ChatResponse]:
         """Send ``request`` and return the whole answer, retrying transient failures."""
-        # The pool's settings are read now, when the call is made, not when it is awaited.
-        return self._complete(request, self._limits())
-
-    async def _complete(self, request: ChatRequest, limits: CallSettings) -> ChatResponse:
+        # The pool's settings and the telemetry switch are read now, when the call is made.
+        # Unrecorded, the retry loop's own coroutine is returned: every await of the call
+        # resumes through one frame fewer.
+        limits = self._limits()
         rec = _otel.TELEMETRY.call(self.model, request, stream=False, standalone=True)
         if rec is None:
-            return await self._whole(request, limits)
+            return self._whole(request, limits)
+        return self._recorded(request, limits, rec)
+
+    async def _recorded(
+        self, request: ChatRequest, limits: CallSettings, rec: CallRecorder
+    ) -> ChatResponse:
         async with contextlib.aclosing(rec.observe(self._answered(request, limits), self)) as run:
             async for event in run:
                 if isinstance(event, Completed):
