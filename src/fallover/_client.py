@@ -9,11 +9,10 @@ member itself; the setting is read when the pool makes the call.
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Literal, Protocol, Self, runtime_checkable
+from typing import Literal, Protocol, Self, final, runtime_checkable
 
 import msgspec
 
@@ -100,14 +99,24 @@ def current_pool() -> PoolSettings | None:
     return _POOL.get()
 
 
-@contextlib.contextmanager
-def pooled(settings: PoolSettings) -> Iterator[None]:
-    """Make calls started inside this block calls from a pool with ``settings``."""
-    token = _POOL.set(settings)
-    try:
-        yield
-    finally:
-        _POOL.reset(token)
+@final
+class pooled:
+    """Make calls started inside this block calls from a pool with ``settings``.
+
+    A class rather than a generator-based context manager: the router enters one
+    per attempt, and this costs a third as much.
+    """
+
+    __slots__ = ("_settings", "_token")
+
+    def __init__(self, settings: PoolSettings) -> None:
+        self._settings = settings
+
+    def __enter__(self) -> None:
+        self._token = _POOL.set(self._settings)
+
+    def __exit__(self, *exc_info: object) -> None:
+        _POOL.reset(self._token)
 
 
 async def aclose_all(closers: Iterable[Callable[[], Awaitable[None]]]) -> None:

@@ -74,6 +74,8 @@ class CallSettings(NamedTuple):
 
 def missing_capabilities(request: ChatRequest, capabilities: frozenset[str]) -> str | None:
     """Why a member with ``capabilities`` cannot take ``request``, or None."""
+    if capabilities >= CAPABILITIES:
+        return None  # it takes everything: what the request needs is not worked out per call
     missing = request.needs - capabilities
     return f"cannot take {', '.join(sorted(missing))}" if missing else None
 
@@ -168,6 +170,8 @@ class Endpoint(AsyncResource):
                 }
             )
         )
+        # Stateless, so one serves every attempt of this client.
+        self._mapped = map_transport_errors(alias=self._alias, secret=api_key)
         self._transport: Transport = transport or AiohttpTransport(
             alias=self._alias, max_connections=max_connections, headers=self._headers
         )
@@ -233,7 +237,7 @@ class Endpoint(AsyncResource):
 
     def _check_open(self) -> None:
         if self._closed:
-            raise RuntimeError(f"{self.alias}: the client is closed")
+            raise RuntimeError(f"{self._alias}: the client is closed")
 
     # -- calls -------------------------------------------------------------------
 
@@ -323,15 +327,15 @@ class Endpoint(AsyncResource):
                 delay = self._retry_delay(exc, tries, limits)
                 if shown and (on_interrupt == "error" or delay is None):
                     raise e.StreamInterrupted(
-                        f"{self.alias}: stream failed after its first event: {exc}",
+                        f"{self._alias}: stream failed after its first event: {exc}",
                         partial_text="".join(text),
                         error=exc,
                     ) from exc
                 if delay is None:
                     raise
-                log.debug("%s: retry %d in %.2fs after %s", self.alias, tries + 1, delay, exc)
+                log.debug("%s: retry %d in %.2fs after %s", self._alias, tries + 1, delay, exc)
                 if shown:
-                    yield Restarted(alias=self.alias, reason=str(exc))
+                    yield Restarted(alias=self._alias, reason=str(exc))
             tries += 1
             await sleep(delay)
 
@@ -348,17 +352,17 @@ class Endpoint(AsyncResource):
     async def _error_of(self, incoming: Incoming) -> e.ProviderError:
         """The error a non-2xx answer stands for."""
         try:
-            body = await read_body(incoming, limit=self.max_body_bytes, alias=self.alias)
+            body = await read_body(incoming, limit=self.max_body_bytes, alias=self._alias)
         except e.MalformedResponse:
             body = b""
         return error_from_http(
-            incoming.status, incoming.headers, body, alias=self.alias, secret=self._api_key
+            incoming.status, incoming.headers, body, alias=self._alias, secret=self._api_key
         )
 
     async def _complete_once(self, request: ChatRequest, hook: HeadersHook) -> ChatResponse:
         sent = self._request(request, stream=False)
         transport = self._transport
-        mapped = map_transport_errors(alias=self.alias, secret=self._api_key)
+        mapped = self._mapped
         # The wait for a free local connection comes first and is not the provider's time.
         async with transport.slot():
             try:
@@ -368,12 +372,12 @@ class Endpoint(AsyncResource):
                     with mapped:
                         incoming = await transport.send(sent)
                         if hook is not None:
-                            hook(self.alias, incoming.headers)
+                            hook(self._alias, incoming.headers)
                         try:
                             if incoming.status >= 300:
                                 raise await self._error_of(incoming)
                             body = await read_body(
-                                incoming, limit=self.max_body_bytes, alias=self.alias
+                                incoming, limit=self.max_body_bytes, alias=self._alias
                             )
                         finally:
                             await incoming.aclose()
@@ -382,7 +386,7 @@ class Endpoint(AsyncResource):
                 # Only the attempt's own deadline ends up here: ``mapped`` has already
                 # turned every TimeoutError from the transport into a ProviderTimeout.
                 raise e.ProviderTimeout(
-                    f"no answer within timeout ({self.timeout:g}s)", alias=self.alias
+                    f"no answer within timeout ({self.timeout:g}s)", alias=self._alias
                 ) from None
 
     def _decode(self, body: bytes, status: int) -> ChatResponse:
@@ -397,7 +401,7 @@ class Endpoint(AsyncResource):
             return self._accept(response)
         # Raised outside the except clause: nothing of the decoder's error rides along.
         raise e.MalformedResponse(
-            f"expected the protocol's JSON, got {kind}", alias=self.alias, status=status
+            f"expected the protocol's JSON, got {kind}", alias=self._alias, status=status
         )
 
     def _accept(self, response: ChatResponse) -> ChatResponse:
@@ -407,7 +411,7 @@ class Endpoint(AsyncResource):
         ):
             raise e.ContentFiltered(
                 "the provider's content filter withheld the answer",
-                alias=self.alias,
+                alias=self._alias,
                 code="content_filter",
             )
         return response
@@ -417,7 +421,7 @@ class Endpoint(AsyncResource):
     ) -> AsyncGenerator[StreamEvent, None]:
         sent = self._request(request, stream=True)
         transport = self._transport
-        mapped = map_transport_errors(alias=self.alias, secret=self._api_key)
+        mapped = self._mapped
         async with transport.slot():
             incoming: Incoming | None = None
             try:
@@ -425,17 +429,17 @@ class Endpoint(AsyncResource):
                     with mapped:
                         incoming = await transport.send(sent)
                         if hook is not None:
-                            hook(self.alias, incoming.headers)
+                            hook(self._alias, incoming.headers)
                         if incoming.status >= 300:
                             raise await self._error_of(incoming)
                 if scope.cancelled_caught or incoming is None:
                     raise e.ProviderTimeout(
                         f"no response headers within timeout ({self.timeout:g}s)",
-                        alias=self.alias,
+                        alias=self._alias,
                     )
                 reader = SSEReader(
                     incoming,
-                    alias=self.alias,
+                    alias=self._alias,
                     first_token_timeout=self.first_token_timeout or self.timeout,
                     idle_timeout=self.idle_timeout,
                     max_line_bytes=self.max_line_bytes,
@@ -458,7 +462,7 @@ class Endpoint(AsyncResource):
                                     if total > limit:
                                         raise e.MalformedResponse(
                                             f"stream text over max_body_bytes ({limit})",
-                                            alias=self.alias,
+                                            alias=self._alias,
                                         )
                                     yield delta
                                 if deltas:
@@ -477,7 +481,7 @@ class Endpoint(AsyncResource):
                 if response is None:
                     raise e.ConnectionFailed(
                         f"stream ended before its terminal event ({decoder.terminal})",
-                        alias=self.alias,
+                        alias=self._alias,
                         status=incoming.status,
                     )
                 yield Completed(response=self._accept(response))

@@ -25,15 +25,23 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
 import msgspec
 
 from .._types import ChatRequest, Usage
 
-__all__ = ["LeaseSource", "Pace", "Pacer", "estimate_tokens", "exhausted_for"]
+__all__ = [
+    "Allowance",
+    "LeaseSource",
+    "Pace",
+    "Pacer",
+    "allowances",
+    "estimate_tokens",
+    "exhausted_for",
+]
 
 
 @runtime_checkable
@@ -163,18 +171,21 @@ class Pacer:
         """True when ``key`` has a limit, given or learned from its headers."""
         return key in self._requests or key in self._tokens
 
-    def observe(self, key: str, headers: Mapping[str, str]) -> None:
+    def observe(self, key: str, seen: Sequence[Allowance]) -> None:
         """Learn a member's limits from its rate-limit headers, where none were given.
 
         The provider's bucket is mirrored: what it says is left now, refilling at
         the pace that brings it back to its limit by the reset.
         """
         now = self._clock()
-        for kind, buckets in (("requests", self._requests), ("tokens", self._tokens)):
-            seen = _limit_headers(headers, kind)
-            if seen is None:
+        done: set[str] = set()
+        for kind, limit, remaining, reset in seen:
+            if kind not in ("requests", "tokens") or kind in done:
                 continue
-            limit, remaining, reset = seen
+            if limit is None or reset is None:
+                continue
+            done.add(kind)  # one family per kind: OpenAI's headers, else Anthropic's
+            buckets = self._requests if kind == "requests" else self._tokens
             bucket = buckets.get(key)
             if bucket is None:
                 if reset <= 0 or limit <= remaining:
@@ -258,50 +269,94 @@ def _instant(text: str, wall: float) -> float | None:
     return when.timestamp() - wall
 
 
-def exhausted_for(
+class Allowance(NamedTuple):
+    """What one family of rate-limit headers says about one kind of allowance."""
+
+    kind: str  # requests, tokens, input-tokens, output-tokens
+    limit: float | None
+    remaining: float
+    reset: float | None  # seconds until it is whole again
+
+
+class _Family(NamedTuple):
+    kind: str
+    remaining: str
+    limit: str
+    reset: str
+    instant: bool  # the reset is an RFC 3339 instant (Anthropic), not a duration (OpenAI)
+
+
+_KINDS = ("requests", "tokens", "input-tokens", "output-tokens")
+# OpenAI's family first: where a server sends both, its reading wins.
+_FAMILIES = (
+    *(
+        _Family(
+            k,
+            f"x-ratelimit-remaining-{k}",
+            f"x-ratelimit-limit-{k}",
+            f"x-ratelimit-reset-{k}",
+            False,
+        )
+        for k in _KINDS
+    ),
+    *(
+        _Family(
+            k,
+            f"anthropic-ratelimit-{k}-remaining",
+            f"anthropic-ratelimit-{k}-limit",
+            f"anthropic-ratelimit-{k}-reset",
+            True,
+        )
+        for k in _KINDS
+    ),
+)
+_REMAINING = tuple(family.remaining for family in _FAMILIES)
+
+
+def allowances(
     headers: Mapping[str, str], *, wall: Callable[[], float] = time.time
-) -> float | None:
+) -> list[Allowance]:
+    """Every allowance the response's rate-limit headers report; [] when they report none.
+
+    Every response of a pool passes here: a response without such headers costs
+    eight lookups, with the header names built once.
+    """
+    for name in _REMAINING:
+        if name in headers:
+            break
+    else:
+        return []
+    now = wall()
+    seen: list[Allowance] = []
+    for kind, remaining_name, limit_name, reset_name, instant in _FAMILIES:
+        remaining = _number(headers.get(remaining_name))
+        if remaining is None:
+            continue
+        reset_text = headers.get(reset_name)
+        if reset_text is None:
+            reset = None
+        else:
+            reset = _instant(reset_text, now) if instant else _duration(reset_text)
+        seen.append(Allowance(kind, _number(headers.get(limit_name)), remaining, reset))
+    return seen
+
+
+def exhausted_for(seen: Sequence[Allowance]) -> float | None:
     """Seconds until the provider's allowance is back, when its headers say none is left."""
     longest: float | None = None
-    for kind in ("requests", "tokens", "input-tokens", "output-tokens"):
-        left = headers.get(f"x-ratelimit-remaining-{kind}")
-        if left is not None and _is_zero(left):
-            reset = headers.get(f"x-ratelimit-reset-{kind}")
-            seconds = _duration(reset) if reset is not None else None
-            longest = _longer(longest, seconds)
-        left = headers.get(f"anthropic-ratelimit-{kind}-remaining")
-        if left is not None and _is_zero(left):
-            reset = headers.get(f"anthropic-ratelimit-{kind}-reset")
-            seconds = _instant(reset, wall()) if reset is not None else None
-            longest = _longer(longest, seconds)
+    for allowance in seen:
+        if allowance.remaining <= 0:
+            longest = _longer(longest, allowance.reset)
     return longest
 
 
-def _limit_headers(headers: Mapping[str, str], kind: str) -> tuple[float, float, float] | None:
-    """(limit, remaining, seconds to reset) for ``kind``, from either provider's headers."""
-    try:
-        if f"x-ratelimit-remaining-{kind}" in headers:
-            limit = float(headers[f"x-ratelimit-limit-{kind}"])
-            remaining = float(headers[f"x-ratelimit-remaining-{kind}"])
-            reset = _duration(headers[f"x-ratelimit-reset-{kind}"])
-        elif f"anthropic-ratelimit-{kind}-remaining" in headers:
-            limit = float(headers[f"anthropic-ratelimit-{kind}-limit"])
-            remaining = float(headers[f"anthropic-ratelimit-{kind}-remaining"])
-            reset = _instant(headers[f"anthropic-ratelimit-{kind}-reset"], time.time())
-        else:
-            return None
-    except (KeyError, ValueError):
+def _number(text: str | None) -> float | None:
+    if text is None:
         return None
-    if reset is None:
-        return None
-    return limit, remaining, reset
-
-
-def _is_zero(text: str) -> bool:
     try:
-        return float(text) <= 0
+        return float(text)
     except ValueError:
-        return False
+        return None
 
 
 def _longer(current: float | None, seconds: float | None) -> float | None:

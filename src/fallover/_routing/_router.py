@@ -28,7 +28,7 @@ from .._client import LLMClient, OnInterrupt, PoolSettings, aclose_all, pooled
 from .._rules import POLICIES, Policy
 from .._types import ChatRequest, ChatResponse, Completed, Restarted, StreamEvent, TextDelta
 from ._budget import Alarm
-from ._pacing import LeaseSource, Pace, Pacer, exhausted_for
+from ._pacing import LeaseSource, Pace, Pacer, allowances, exhausted_for
 from ._policy import Order, make_policy
 from ._store import CooldownStore, MemoryCooldowns, ParkKind
 from ._walk import Try, View, Walk
@@ -183,8 +183,11 @@ class AsyncRouter:
     def _read_headers(self, alias: str, headers: Mapping[str, str]) -> None:
         """A member's response headers: learn its limits; park it until its reset when they
         say nothing is left."""
-        self.pacer.observe(alias, headers)
-        seconds = exhausted_for(headers)
+        seen = allowances(headers)
+        if not seen:
+            return
+        self.pacer.observe(alias, seen)
+        seconds = exhausted_for(seen)
         if seconds is not None and seconds > 0:
             # Not a failure: the backoff streak is left alone.
             self._store.park(alias, seconds, count=False)

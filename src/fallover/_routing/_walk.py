@@ -108,10 +108,13 @@ class Walk:
         "_following",
         "_order",
         "_paced",
+        "_pacer",
+        "_policy",
         "_pos",
         "_probes",
         "_running",
         "_spent",
+        "_store",
         "_tokens",
         "_unfit",
         "attempts",
@@ -127,9 +130,13 @@ class Walk:
         self.router = router
         self.request = request
         self.rec = rec  # the call's telemetry, None when nothing is recorded
+        # The router's parts every step asks for, read once per call.
+        store = self._store = router.store
+        self._policy = router.policy
+        self._pacer = router.pacer
         budget = router.call_timeout
         # When the call's budget runs out, on the store's clock (parks are timed on it).
-        self._deadline = None if budget is None else router.store.now() + budget
+        self._deadline = None if budget is None else store.now() + budget
         self._following: set[str] = set()  # half-open members another call is probing
         self.attempts: list[Attempt] = []
         self.context_floor: int | None = None  # after ContextTooLong: only larger windows
@@ -146,7 +153,7 @@ class Walk:
 
     def _new_pass(self) -> None:
         router = self.router
-        store = router.store
+        store = self._store
         self._following.clear()
         self._paced.clear()
         if not store.has_parks():
@@ -162,7 +169,7 @@ class Walk:
                     alias = view.summary
                     error = f"{len(view.parked)} parked (soonest back in {soonest:.1f}s)"
                 self.attempts.append(Attempt(alias=alias, outcome="skipped", error=error))
-        self._order = router.policy.order(live)
+        self._order = self._policy.order(live)
         self._pos = 0
 
     async def next_member(self, *, wait: bool = True) -> LLMClient | None:
@@ -171,7 +178,7 @@ class Walk:
         Raises ``AllModelsFailed`` or ``Unsupported`` when there is none. With
         ``wait=False`` (a hedge) it returns None instead of waiting or raising.
         """
-        store = self.router.store
+        store = self._store
         while True:
             if self._pos < 0:
                 self._new_pass()
@@ -197,8 +204,8 @@ class Walk:
                 if not self._fits(member):
                     self._give_back(key)
                     continue
-                pacer = self.router.pacer
-                if pacer and pacer.limited(key):
+                pacer = self._pacer
+                if pacer.limited(key):
                     if self._tokens < 0:
                         self._tokens = estimate_tokens(self.request)
                     capacity_in = pacer.wait(key, self._tokens)
@@ -229,7 +236,7 @@ class Walk:
     async def _wait_or_raise(self) -> None:
         """No member to ask in this pass: wait for one within the budget, or raise."""
         router = self.router
-        store = router.store
+        store = self._store
         soonest = math.inf  # seconds until a waitable parked member may be probed
         following = False  # another call probes a member: its outcome may free this call
         retry_after: float | None = None
@@ -271,10 +278,10 @@ class Walk:
 
     def start(self, member: LLMClient) -> Try:
         """Note that ``member`` is being asked now."""
-        store = self.router.store
+        store = self._store
         attempt = Try(member, store.now() if store.has_parks() else _BEFORE_ANY_PARK)
         self._running.append(attempt)
-        policy = self.router.policy
+        policy = self._policy
         if policy.learns:
             policy.started(member)
         if self.rec is not None:
@@ -291,7 +298,7 @@ class Walk:
     def _settle(self, attempt: Try, *, ok: bool) -> None:
         if attempt in self._running:
             self._running.remove(attempt)
-        policy = self.router.policy
+        policy = self._policy
         if policy.learns:
             if ok and attempt.first_event is None:
                 attempt.first_event = time.perf_counter() - attempt.perf
@@ -315,18 +322,17 @@ class Walk:
     def _give_back(self, key: str) -> None:
         if key in self._probes:
             self._probes.remove(key)
-            self.router.store.end_probe(key)
+            self._store.end_probe(key)
 
     def answered(self, attempt: Try, response: ChatResponse) -> ChatResponse:
         """Record the answer, clear the member's park if this is newer news."""
         key = attempt.member.alias
         self._settle(attempt, ok=True)
-        store = self.router.store
+        store = self._store
         if store.has_parks() or store.streak(key):
             store.succeeded(key, started=attempt.started)
-        pacer = self.router.pacer
-        if pacer and self._tokens >= 0:
-            pacer.settle(key, self._tokens, response.usage)
+        if self._tokens >= 0:  # estimated only for a paced member
+            self._pacer.settle(key, self._tokens, response.usage)
         if self._probes:
             self._give_back(key)
         if self.rec is not None:
@@ -391,7 +397,7 @@ class Walk:
         if v.park == "none":
             self._spent.add(key)
             return
-        store = self.router.store
+        store = self._store
         retry_after = getattr(exc, "retry_after", None)
         server = float(retry_after) if isinstance(retry_after, int | float) else 0.0
         kind: ParkKind = "long" if v.park == "long" else "backoff"
@@ -430,7 +436,7 @@ class Walk:
         for attempt in list(self._running):
             self._settle(attempt, ok=False)
         if self._probes:
-            store = self.router.store
+            store = self._store
             for key in self._probes:
                 store.end_probe(key)
             self._probes.clear()
