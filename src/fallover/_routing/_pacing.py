@@ -30,6 +30,7 @@ from datetime import datetime
 from typing import NamedTuple, Protocol, runtime_checkable
 
 import msgspec
+from multidict import istr
 
 from .._types import ChatRequest, Usage
 
@@ -280,21 +281,22 @@ class Allowance(NamedTuple):
 
 class _Family(NamedTuple):
     kind: str
-    remaining: str
-    limit: str
-    reset: str
+    remaining: istr
+    limit: istr
+    reset: istr
     instant: bool  # the reset is an RFC 3339 instant (Anthropic), not a duration (OpenAI)
 
 
 _KINDS = ("requests", "tokens", "input-tokens", "output-tokens")
-# OpenAI's family first: where a server sends both, its reading wins.
+# OpenAI's family first: where a server sends both, its reading wins. The names are
+# ``istr``: a case-insensitive header map looks them up without folding them each time.
 _FAMILIES = (
     *(
         _Family(
             k,
-            f"x-ratelimit-remaining-{k}",
-            f"x-ratelimit-limit-{k}",
-            f"x-ratelimit-reset-{k}",
+            istr(f"x-ratelimit-remaining-{k}"),
+            istr(f"x-ratelimit-limit-{k}"),
+            istr(f"x-ratelimit-reset-{k}"),
             False,
         )
         for k in _KINDS
@@ -302,9 +304,9 @@ _FAMILIES = (
     *(
         _Family(
             k,
-            f"anthropic-ratelimit-{k}-remaining",
-            f"anthropic-ratelimit-{k}-limit",
-            f"anthropic-ratelimit-{k}-reset",
+            istr(f"anthropic-ratelimit-{k}-remaining"),
+            istr(f"anthropic-ratelimit-{k}-limit"),
+            istr(f"anthropic-ratelimit-{k}-reset"),
             True,
         )
         for k in _KINDS
