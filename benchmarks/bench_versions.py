@@ -19,6 +19,8 @@ LABELS = {
     "client": "client call",
     "router": "router call",
     "fallover_503": "503 fallover",
+    "client_c100": "client call, 100 in flight (client CPU)",
+    "router_c100": "router call, 100 in flight (client CPU)",
     "stream_client": "500-chunk stream, client",
     "stream_router": "500-chunk stream, router",
 }

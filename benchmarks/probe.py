@@ -4,7 +4,10 @@
 
 Uses only the API that every release has (OpenAIClient, AsyncRouter, ChatRequest,
 Message, TextDelta), so the same probe measures the current code and v0.1 side by
-side in one run. Prints one JSON object: medians in seconds.
+side in one run. Prints one JSON object: medians in seconds. The figures with
+100 calls in flight are this process's CPU time per call: there the client
+competes with the simulator for the machine's cores, and its own CPU is what
+the code decides.
 """
 
 from __future__ import annotations
@@ -35,6 +38,26 @@ async def median(fn: Callable[[], Awaitable[object]], n: int, repeats: int) -> f
     return statistics.median(samples)
 
 
+async def cpu_in_flight(
+    fn: Callable[[], Awaitable[object]], n: int, repeats: int, workers: int = 100
+) -> float:
+    """This process's CPU seconds per call with ``workers`` calls in flight."""
+
+    async def worker(calls: int) -> None:
+        for _ in range(calls):
+            await fn()
+
+    per_worker = max(1, n // workers)
+    await asyncio.gather(*(worker(1) for _ in range(workers)))  # open the connections
+    samples = []
+    for _ in range(repeats):
+        gc.collect()
+        start = time.process_time()
+        await asyncio.gather(*(worker(per_worker) for _ in range(workers)))
+        samples.append((time.process_time() - start) / (per_worker * workers))
+    return statistics.median(samples)
+
+
 async def main(base: str, n: int, repeats: int) -> dict[str, float]:
     def client(model: str) -> f.OpenAIClient:
         return f.OpenAIClient(model=model, base_url=base + "/v1", api_key="sk-bench")
@@ -54,6 +77,8 @@ async def main(base: str, n: int, repeats: int) -> dict[str, float]:
         out["client"] = await median(lambda: adapter.complete(REQ), n, repeats)
         out["router"] = await median(lambda: router.complete(REQ), n, repeats)
         out["fallover_503"] = await median(lambda: failing.complete(REQ), n, repeats)
+        out["client_c100"] = await cpu_in_flight(lambda: adapter.complete(REQ), 10 * n, repeats)
+        out["router_c100"] = await cpu_in_flight(lambda: router.complete(REQ), 10 * n, repeats)
         out["stream_client"] = await median(lambda: drain(streamer), max(2, n // 10), repeats)
         out["stream_router"] = await median(
             lambda: drain(streaming_router), max(2, n // 10), repeats

@@ -27,7 +27,7 @@ from . import _errors as e
 from . import _otel, _rules
 from ._backoff import MEMBER_RETRIES, sleep
 from ._classify import error_from_http, verdict
-from ._client import OnInterrupt, current_pool
+from ._client import OnInterrupt, PoolSettings, current_pool
 from ._codecs._anthropic import AnthropicCodec
 from ._codecs._base import Codec
 from ._codecs._openai import OpenAICodec
@@ -176,6 +176,8 @@ class Endpoint(AsyncResource):
             alias=self._alias, max_connections=max_connections, headers=self._headers
         )
         self._closed = False
+        self._alone = CallSettings(self.max_retries, self.max_retry_wait, None)
+        self._in_pool: tuple[PoolSettings, CallSettings] | None = None
 
     # -- identity and settings -------------------------------------------------
 
@@ -213,12 +215,17 @@ class Endpoint(AsyncResource):
         and the pool's reader of response headers (rate limits), if any."""
         pool = current_pool()
         if pool is None:
-            return CallSettings(self.max_retries, self.max_retry_wait, None)
+            return self._alone
+        seen = self._in_pool
+        if seen is not None and seen[0] is pool:
+            return seen[1]  # the pool this client serves, as on its last call
         retries = self._max_retries if self._max_retries is not None else pool.max_retries
         wait = self._max_retry_wait
         if wait is None:
             wait = pool.max_retry_wait if pool.max_retry_wait is not None else d.MAX_RETRY_WAIT
-        return CallSettings(retries, wait, pool.on_headers)
+        limits = CallSettings(retries, wait, pool.on_headers)
+        self._in_pool = (pool, limits)
+        return limits
 
     def __repr__(self) -> str:
         key = "set" if self._api_key else "none"

@@ -25,7 +25,9 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -47,6 +49,9 @@ __all__ = ["Try", "View", "Walk"]
 log = logging.getLogger("fallover")
 
 _BEFORE_ANY_PARK = -math.inf  # an attempt begun when nothing was parked predates every park
+_NONE: AbstractSet[str] = frozenset()
+_NO_REASONS: Mapping[str, str] = MappingProxyType({})
+_NO_WAITS: Mapping[str, float] = MappingProxyType({})
 
 
 class View:
@@ -137,16 +142,18 @@ class Walk:
         budget = router.call_timeout
         # When the call's budget runs out, on the store's clock (parks are timed on it).
         self._deadline = None if budget is None else store.now() + budget
-        self._following: set[str] = set()  # half-open members another call is probing
+        # What a walk collects only when something goes wrong is immutable and replaced
+        # on change: a healthy call allocates none of it.
+        self._following: AbstractSet[str] = _NONE  # half-open members another call is probing
         self.attempts: list[Attempt] = []
         self.context_floor: int | None = None  # after ContextTooLong: only larger windows
         self._order: Sequence[LLMClient] = ()
         self._pos = -1  # -1: the order of the next pass is not computed yet
-        self._probes: list[str] = []
-        self._spent: set[str] = set()  # tried in this call and not parked: never again
-        self._unfit: dict[str, str] = {}  # skipped for good in this call, with the reason
+        self._probes: tuple[str, ...] = ()  # probes this call holds
+        self._spent: AbstractSet[str] = _NONE  # tried in this call and not parked: never again
+        self._unfit: Mapping[str, str] = _NO_REASONS  # skipped for good, with the reason
         self._running: list[Try] = []  # attempts under way (two while a hedge races)
-        self._paced: dict[str, float] = {}  # at their rate limit in this pass: seconds to wait
+        self._paced: Mapping[str, float] = _NO_WAITS  # at their rate limit in this pass: wait
         self._tokens = -1  # the request's estimated tokens, when a pacer needs them
 
     # -- choosing ------------------------------------------------------------------
@@ -154,8 +161,8 @@ class Walk:
     def _new_pass(self) -> None:
         router = self.router
         store = self._store
-        self._following.clear()
-        self._paced.clear()
+        self._following = _NONE
+        self._paced = _NO_WAITS
         if not store.has_parks():
             live: Sequence[LLMClient] = router.members
         else:
@@ -197,9 +204,9 @@ class Walk:
                         continue
                     if store.half_open(key):
                         if not await store.begin_probe(key):
-                            self._following.add(key)  # another call probes it: follow that
+                            self._following = {*self._following, key}  # follow that probe
                             continue
-                        self._probes.append(key)
+                        self._probes = (*self._probes, key)
                         _otel.probed(self.rec, key)
                 if not self._fits(member):
                     self._give_back(key)
@@ -210,7 +217,7 @@ class Walk:
                         self._tokens = estimate_tokens(self.request)
                     capacity_in = pacer.wait(key, self._tokens)
                     if capacity_in > 0:
-                        self._paced[key] = capacity_in  # at its limit: the next, or wait
+                        self._paced = {**self._paced, key: capacity_in}  # the next, or wait
                         self._give_back(key)
                         continue
                     pacer.take(key, self._tokens)
@@ -229,7 +236,7 @@ class Walk:
             if window is not None and window > floor:
                 return True
             reason = f"context window {window or 'unknown'} is not larger than {floor}"
-        self._unfit[member.alias] = reason
+        self._unfit = {**self._unfit, member.alias: reason}
         self.attempts.append(Attempt(alias=member.alias, outcome="skipped", error=reason))
         return False
 
@@ -321,7 +328,7 @@ class Walk:
 
     def _give_back(self, key: str) -> None:
         if key in self._probes:
-            self._probes.remove(key)
+            self._probes = tuple(k for k in self._probes if k != key)
             self._store.end_probe(key)
 
     def answered(self, attempt: Try, response: ChatResponse) -> ChatResponse:
@@ -395,7 +402,7 @@ class Walk:
         key = attempt.member.alias
         self._give_back(key)
         if v.park == "none":
-            self._spent.add(key)
+            self._spent = {*self._spent, key}
             return
         store = self._store
         retry_after = getattr(exc, "retry_after", None)
@@ -439,4 +446,4 @@ class Walk:
             store = self._store
             for key in self._probes:
                 store.end_probe(key)
-            self._probes.clear()
+            self._probes = ()
