@@ -51,14 +51,18 @@ def _probe(src: Path, base: str, n: int, repeats: int) -> dict[str, float]:
 
 
 async def versions(env: Env) -> Figure:
-    """The same probe under v0.1's source and this one's, alternating, three rounds each."""
+    """The same probe under v0.1's source and this one's, alternating, five rounds each.
+
+    Each figure is judged by the best round of each: on a shared machine interference
+    only ever adds time, so the minimum is the steadiest estimate of what the code costs.
+    """
     with tempfile.TemporaryDirectory() as tmp:
         old = Path(tmp) / "old"
         if not _export(BASELINE, old):
             return skipped("versions", TITLE, "v0.1's source is not in this clone's history")
         n, repeats = env.n(300, 20), env.n(3, 1)
         runs: dict[str, list[dict[str, float]]] = {"old": [], "new": []}
-        for _ in range(env.n(3, 1)):
+        for _ in range(env.n(5, 1)):
             runs["old"].append(_probe(old / "src", env.base, n, repeats))
             runs["new"].append(_probe(ROOT / "src", env.base, n, repeats))
     rows, goals, data = [], [], {}
@@ -66,13 +70,13 @@ async def versions(env: Env) -> Figure:
         o = Stats.of([r[key] for r in runs["old"]])
         w = Stats.of([r[key] for r in runs["new"]])
         data[key] = {"v0.1": o.json(), "now": w.json()}
-        rows.append([label, o.us(), w.us(), f"{w.median / o.median:.2f}×"])
-        goals.append(Goal(f"{label}: now ÷ v0.1", w.median / o.median, 1.05))
+        rows.append([label, o.us(), w.us(), f"{w.min / o.min:.2f}×"])
+        goals.append(Goal(f"{label}: now ÷ v0.1 (best rounds)", w.min / o.min, 1.05))
     return Figure(
         "versions",
         TITLE,
         "One probe (public API only) run in subprocesses under v0.1's source and this "
-        "tree's, alternating, against the same simulator.",
+        "tree's, alternating, against the same simulator; each judged by its best round.",
         ["figure", "v0.1", "now", "now ÷ v0.1"],
         rows,
         data,

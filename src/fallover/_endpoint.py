@@ -12,9 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, TypeAlias, final
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Mapping,
+)
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, TypeAlias, TypeVar, final
 
 import anyio
 import msgspec
@@ -59,6 +68,8 @@ if TYPE_CHECKING:
 __all__ = ["AnthropicClient", "Endpoint", "OpenAIClient", "missing_capabilities"]
 
 log = logging.getLogger("fallover")
+
+_T = TypeVar("_T")
 
 
 HeadersHook: TypeAlias = Callable[[str, Mapping[str, str]], None] | None
@@ -255,38 +266,33 @@ class Endpoint(AsyncResource):
         # resumes through one frame fewer.
         limits = self._limits()
         rec = _otel.TELEMETRY.call(self.model, request, stream=False, standalone=True)
+        attempt = functools.partial(self._complete_once, request, limits.on_headers)
         if rec is None:
-            return self._whole(request, limits)
-        return self._recorded(request, limits, rec)
+            return self._retrying(attempt, limits)
+        return self._recorded(self._retrying(attempt, limits), rec)
 
     async def _recorded(
-        self, request: ChatRequest, limits: CallSettings, rec: CallRecorder
+        self, answer: Coroutine[Any, Any, ChatResponse], rec: CallRecorder
     ) -> ChatResponse:
-        async with contextlib.aclosing(rec.observe(self._answered(request, limits), self)) as run:
+        async with contextlib.aclosing(rec.observe(self._answered(answer), self)) as run:
             async for event in run:
                 if isinstance(event, Completed):
                     return event.response
         raise AssertionError("the retry loop ended without an answer")  # pragma: no cover
 
-    async def _whole(self, request: ChatRequest, limits: CallSettings) -> ChatResponse:
-        answer: list[ChatResponse] = []
-        # No events and no aclose() to pay for: the loop only fills ``answer``.
-        async for _ in self._run(request, answer, "error", limits):
-            pass  # pragma: no cover
-        return answer[0]
-
+    @staticmethod
     async def _answered(
-        self, request: ChatRequest, limits: CallSettings
+        answer: Coroutine[Any, Any, ChatResponse],
     ) -> AsyncGenerator[StreamEvent, None]:
         """The whole answer as one ``Completed`` event, for telemetry to observe."""
-        yield Completed(response=await self._whole(request, limits))
+        yield Completed(response=await answer)
 
     def stream(
         self, request: ChatRequest, *, on_interrupt: OnInterrupt = "error"
     ) -> AsyncIterator[StreamEvent]:
         """Yield the answer's deltas, then ``Completed``; see docs/streaming.md."""
         _rules.check_on_interrupt(on_interrupt)
-        events = self._run(request, None, on_interrupt, self._limits())
+        events = self._stream(request, on_interrupt, self._limits())
         rec = _otel.TELEMETRY.call(self.model, request, stream=True, standalone=True)
         return events if rec is None else rec.observe(events, self)
 
@@ -298,38 +304,61 @@ class Endpoint(AsyncResource):
             return exc.retry_after if exc.retry_after <= limits.max_retry_wait else None
         return MEMBER_RETRIES.delay(tries)
 
-    async def _run(
-        self,
-        request: ChatRequest,
-        answer: list[ChatResponse] | None,
-        on_interrupt: OnInterrupt,
-        limits: CallSettings,
-    ) -> AsyncGenerator[StreamEvent, None]:
+    async def _retrying(
+        self, attempt: Callable[[], Awaitable[_T]], limits: CallSettings, *, tries: int = 0
+    ) -> _T:
         """The member retry loop, for ``complete`` and ``stream`` alike.
 
-        For ``complete`` (``answer`` given) the whole answer is appended to
-        ``answer`` and nothing is yielded. Before the first delta a failure is
-        retried like any other; after it, ``"error"`` raises StreamInterrupted
-        and ``"restart"`` yields Restarted and tries again while retries allow.
+        ``attempt()`` is made until it succeeds, a failure is final or the retries
+        (``tries`` of them already spent) run out. For a stream, an attempt
+        succeeds once its first event is in: a failure before it is retried like
+        any other; what follows it is ``_stream``'s to handle.
         """
         self._check_open()
+        while True:
+            try:
+                return await attempt()
+            except e.ProviderError as exc:
+                delay = self._retry_delay(exc, tries, limits)
+                if delay is None:
+                    raise
+                log.debug("%s: retry %d in %.2fs after %s", self._alias, tries + 1, delay, exc)
+            tries += 1
+            await sleep(delay)
+
+    async def _stream(
+        self, request: ChatRequest, on_interrupt: OnInterrupt, limits: CallSettings
+    ) -> AsyncGenerator[StreamEvent, None]:
+        """A stream through the retry loop, and what to do when it breaks after an event.
+
+        ``"error"`` raises StreamInterrupted; ``"restart"`` yields Restarted and
+        goes through the retry loop again while retries allow.
+        """
+        opened = 0  # attempts made, so a restart knows how many retries are spent
+
+        async def first_event() -> tuple[AsyncGenerator[StreamEvent, None], StreamEvent]:
+            nonlocal opened
+            opened += 1
+            events = self._stream_once(request, limits.on_headers)
+            return events, await anext(events)
+
         tries = 0
         while True:
+            before = opened
+            events, event = await self._retrying(first_event, limits, tries=tries)
+            tries += opened - before - 1
             text: list[str] = []
             shown = False
             try:
-                if answer is not None:
-                    answer.append(await self._complete_once(request, limits.on_headers))
-                    return
-                async with contextlib.aclosing(
-                    self._stream_once(request, limits.on_headers)
-                ) as events:
-                    async for event in events:
+                async with contextlib.aclosing(events):
+                    while True:
                         if type(event) is TextDelta:
                             text.append(event.text)
                         shown = shown or type(event) is not Completed
                         yield event
-                return
+                        if type(event) is Completed:
+                            return
+                        event = await anext(events)
             except e.ProviderError as exc:
                 delay = self._retry_delay(exc, tries, limits)
                 if shown and (on_interrupt == "error" or delay is None):
@@ -340,7 +369,7 @@ class Endpoint(AsyncResource):
                     ) from exc
                 if delay is None:
                     raise
-                log.debug("%s: retry %d in %.2fs after %s", self._alias, tries + 1, delay, exc)
+                log.debug("%s: restart %d in %.2fs after %s", self._alias, tries + 1, delay, exc)
                 if shown:
                     yield Restarted(alias=self._alias, reason=str(exc))
             tries += 1
