@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -50,6 +52,76 @@ def _probe(src: Path, base: str, n: int, repeats: int) -> dict[str, float]:
     return dict(json.loads(done.stdout))
 
 
+def _instructions(src: Path, base: str, which: str, n: int) -> int:
+    """Instructions the probe process executes for ``n`` calls (valgrind's count)."""
+    done = subprocess.run(
+        [
+            "valgrind",
+            "--tool=cachegrind",
+            "--cache-sim=no",
+            "--cachegrind-out-file=/dev/null",
+            sys.executable,
+            str(ROOT / "benchmarks" / "probe.py"),
+            "--in-flight",
+            which,
+            base,
+            str(n),
+        ],
+        capture_output=True,
+        check=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(src)},
+    )
+    found = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
+    if found is None:
+        raise RuntimeError(f"no instruction count in valgrind's output: {done.stderr[-500:]}")
+    return int(found.group(1).replace(",", ""))
+
+
+async def instructions(env: Env) -> Figure:
+    """Instructions per call, 100 in flight, under v0.1's source and this one's.
+
+    Counted by valgrind, they do not move with the machine's load the way time does:
+    the difference between runs of two sizes is what the calls cost, start-up excluded.
+    """
+    title = "Instructions per call against v0.1, same run"
+    if shutil.which("valgrind") is None:
+        return skipped("instructions", title, "valgrind is not installed")
+    small, large = env.n(1000, 100), env.n(3000, 200)
+    rows, goals, data = [], [], {}
+    with tempfile.TemporaryDirectory() as tmp:
+        old = Path(tmp) / "old"
+        if not _export(BASELINE, old):
+            return skipped("instructions", title, "v0.1's source is not in this clone's history")
+        for which in ("client", "router"):
+            per_call = {}
+            for label, src in (("v0.1", old / "src"), ("now", ROOT / "src")):
+                a = _instructions(src, env.base, which, small)
+                b = _instructions(src, env.base, which, large)
+                per_call[label] = (b - a) / (large - small)
+            data[which] = per_call
+            change = per_call["now"] / per_call["v0.1"]
+            rows.append(
+                [
+                    f"{which} call",
+                    f"{per_call['v0.1']:,.0f}",
+                    f"{per_call['now']:,.0f}",
+                    f"{change:.3f}×",
+                ]
+            )
+            goals.append(Goal(f"{which} call, instructions: now ÷ v0.1", change, 1.05))
+    return Figure(
+        "instructions",
+        title,
+        "valgrind's instruction count for one call with 100 in flight (the whole "
+        "process: client, aiohttp and the event loop), v0.1's source against this tree's.",
+        ["call", "v0.1", "now", "now ÷ v0.1"],
+        rows,
+        data,
+        goals,
+    )
+
+
 async def versions(env: Env) -> Figure:
     """The same probe under v0.1's source and this one's, alternating, five rounds each.
 
@@ -84,4 +156,4 @@ async def versions(env: Env) -> Figure:
     )
 
 
-FIGURES = [versions]
+FIGURES = [versions, instructions]

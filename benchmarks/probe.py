@@ -1,6 +1,7 @@
 """Hot-path probe run in a subprocess against a given fallover source tree.
 
     PYTHONPATH=<that tree's src> python benchmarks/probe.py BASE_URL N REPEATS
+    PYTHONPATH=<that tree's src> python benchmarks/probe.py --in-flight client|router BASE_URL N
 
 Uses only the API that every release has (OpenAIClient, AsyncRouter, ChatRequest,
 Message, TextDelta), so the same probe measures the current code and v0.1 side by
@@ -84,5 +85,28 @@ async def main(base: str, n: int, repeats: int) -> dict[str, float]:
     return out
 
 
+async def in_flight(which: str, base: str, n: int) -> None:
+    """Make ``n`` calls, 100 at a time, and nothing else: run under valgrind, the
+    difference between two sizes is the instructions one call costs."""
+
+    def client(model: str) -> f.OpenAIClient:
+        return f.OpenAIClient(model=model, base_url=base + "/v1", api_key="sk-bench")
+
+    caller: f.OpenAIClient | f.AsyncRouter = (
+        client("fast") if which == "client" else f.AsyncRouter([client("fast"), client("backup")])
+    )
+
+    async def worker(calls: int) -> None:
+        for _ in range(calls):
+            await caller.complete(REQ)
+
+    async with caller:
+        await asyncio.gather(*(worker(1) for _ in range(100)))  # open the connections
+        await asyncio.gather(*(worker(max(1, n // 100)) for _ in range(100)))
+
+
 if __name__ == "__main__":
-    print(json.dumps(asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))))
+    if sys.argv[1] == "--in-flight":
+        asyncio.run(in_flight(sys.argv[2], sys.argv[3], int(sys.argv[4])))
+    else:
+        print(json.dumps(asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))))

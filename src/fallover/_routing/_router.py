@@ -210,17 +210,23 @@ class AsyncRouter:
 
     # -- calls -------------------------------------------------------------------
 
-    async def _begin(self, request: ChatRequest, *, stream: bool) -> Walk:
+    def _begin(self, request: ChatRequest, *, stream: bool) -> Walk:
         if self._closed:
             raise RuntimeError(f"{self._name}: the router is closed")
-        if not self._opened:
-            await self._store.open()
-            self._opened = True
         return Walk(self, request, _otel.TELEMETRY.call(self._name, request, stream=stream))
+
+    async def _open(self) -> None:
+        """Open the store on the first call (a Redis mirror loads its first view)."""
+        if self._closed:
+            raise RuntimeError(f"{self._name}: the router is closed")
+        await self._store.open()
+        self._opened = True
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
         """Return the first answer the pool gives, falling over per the verdicts."""
-        walk = await self._begin(request, stream=False)
+        if not self._opened:
+            await self._open()
+        walk = self._begin(request, stream=False)
         try:
             if self._call_timeout is None:
                 return await self._walk(walk, request)
@@ -385,7 +391,9 @@ class AsyncRouter:
     ) -> AsyncIterator[StreamEvent]:
         """Stream from the first member that answers; see docs/streaming.md."""
         _rules.check_on_interrupt(on_interrupt)
-        walk = await self._begin(request, stream=True)
+        if not self._opened:
+            await self._open()
+        walk = self._begin(request, stream=True)
         budget = self._call_timeout
         alarm = None if budget is None else Alarm(asyncio.get_running_loop().time() + budget)
         hedge = self._hedge_after > 0
