@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tarfile
@@ -81,8 +82,11 @@ def _instructions(src: Path, base: str, which: str, n: int) -> int:
 async def instructions(env: Env) -> Figure:
     """Instructions per call, 100 in flight, under v0.1's source and this one's.
 
-    Counted by valgrind, they do not move with the machine's load the way time does:
+    Counted by valgrind, they move far less with the machine's load than time does:
     the difference between runs of two sizes is what the calls cost, start-up excluded.
+    How the event loop batches ready responses still varies from run to run (about
+    ±2%), so each figure is the median of three pairs of runs, v0.1's and this
+    tree's alternating.
     """
     title = "Instructions per call against v0.1, same run"
     if shutil.which("valgrind") is None:
@@ -94,12 +98,14 @@ async def instructions(env: Env) -> Figure:
         if not _export(BASELINE, old):
             return skipped("instructions", title, "v0.1's source is not in this clone's history")
         for which in ("client", "router"):
-            per_call = {}
-            for label, src in (("v0.1", old / "src"), ("now", ROOT / "src")):
-                a = _instructions(src, env.base, which, small)
-                b = _instructions(src, env.base, which, large)
-                per_call[label] = (b - a) / (large - small)
-            data[which] = per_call
+            pairs: dict[str, list[float]] = {"v0.1": [], "now": []}
+            for _ in range(env.n(3, 1)):
+                for label, src in (("v0.1", old / "src"), ("now", ROOT / "src")):
+                    a = _instructions(src, env.base, which, small)
+                    b = _instructions(src, env.base, which, large)
+                    pairs[label].append((b - a) / (large - small))
+            per_call = {label: statistics.median(runs) for label, runs in pairs.items()}
+            data[which] = {**per_call, "runs": pairs}
             change = per_call["now"] / per_call["v0.1"]
             rows.append(
                 [
