@@ -81,6 +81,7 @@ class CallSettings(NamedTuple):
     retries: int
     max_retry_wait: float
     on_headers: HeadersHook  # the calling pool's reader of response headers (rate limits)
+    alone: bool  # called directly, not by a pool (which records the call itself)
 
 
 def missing_capabilities(request: ChatRequest, capabilities: frozenset[str]) -> str | None:
@@ -187,7 +188,7 @@ class Endpoint(AsyncResource):
             alias=self._alias, max_connections=max_connections, headers=self._headers
         )
         self._closed = False
-        self._alone = CallSettings(self.max_retries, self.max_retry_wait, None)
+        self._alone = CallSettings(self.max_retries, self.max_retry_wait, None, alone=True)
         self._in_pool: tuple[PoolSettings, CallSettings] | None = None
 
     # -- identity and settings -------------------------------------------------
@@ -234,7 +235,7 @@ class Endpoint(AsyncResource):
         wait = self._max_retry_wait
         if wait is None:
             wait = pool.max_retry_wait if pool.max_retry_wait is not None else d.MAX_RETRY_WAIT
-        limits = CallSettings(retries, wait, pool.on_headers)
+        limits = CallSettings(retries, wait, pool.on_headers, alone=False)
         self._in_pool = (pool, limits)
         return limits
 
@@ -265,8 +266,13 @@ class Endpoint(AsyncResource):
         # Unrecorded, the retry loop's own coroutine is returned: every await of the call
         # resumes through one frame fewer.
         limits = self._limits()
-        rec = _otel.TELEMETRY.call(self.model, request, stream=False, standalone=True)
         attempt = functools.partial(self._complete_once, request, limits.on_headers)
+        # Inside a pool the pool's attempt span is this call's: nothing to ask.
+        rec = (
+            _otel.TELEMETRY.call(self.model, request, stream=False, standalone=True)
+            if limits.alone
+            else None
+        )
         if rec is None:
             return self._retrying(attempt, limits)
         return self._recorded(self._retrying(attempt, limits), rec)
@@ -292,7 +298,10 @@ class Endpoint(AsyncResource):
     ) -> AsyncIterator[StreamEvent]:
         """Yield the answer's deltas, then ``Completed``; see docs/streaming.md."""
         _rules.check_on_interrupt(on_interrupt)
-        events = self._stream(request, on_interrupt, self._limits())
+        limits = self._limits()
+        events = self._stream(request, on_interrupt, limits)
+        if not limits.alone:
+            return events  # the pool records it
         rec = _otel.TELEMETRY.call(self.model, request, stream=True, standalone=True)
         return events if rec is None else rec.observe(events, self)
 

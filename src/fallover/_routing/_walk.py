@@ -440,8 +440,9 @@ class Walk:
 
     def close(self) -> None:
         """Give back probes that were taken but not settled (the call ended or was cancelled)."""
-        for attempt in list(self._running):
-            self._settle(attempt, ok=False)
+        if self._running:
+            for attempt in list(self._running):
+                self._settle(attempt, ok=False)
         if self._probes:
             store = self._store
             for key in self._probes:
