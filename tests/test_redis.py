@@ -108,6 +108,25 @@ async def connected(*stores: RedisCooldowns) -> None:
     await until(lambda: all(s.connected for s in stores))
 
 
+def primary_and_backup(
+    store: RedisCooldowns, sent: list[str], limits: dict[str, f.Pace] | None = None
+) -> f.AsyncRouter:
+    """A pool of ``p/a`` (each call it takes noted in ``sent``) and ``p/b``, over ``store``."""
+
+    async def primary(request: f.ChatRequest) -> str:
+        sent.append("a")
+        return "a"
+
+    async def backup(request: f.ChatRequest) -> str:
+        return "b"
+
+    return f.AsyncRouter(
+        [f.MockClient(primary, alias="p/a"), f.MockClient(backup, alias="p/b")],
+        store=store,
+        limits=limits,
+    )
+
+
 async def test_park_propagates_to_another_store(redis_server: RedisServer) -> None:
     """A park written by one store is honoured by another within a pub/sub hop."""
     a = RedisCooldowns(redis_server.url, pool="p")
@@ -229,18 +248,8 @@ async def test_router_with_redis_store_across_processes(redis_server: RedisServe
         asyncio.run(main())
     """)
     called: list[str] = []
-
-    async def primary(request: f.ChatRequest) -> str:
-        called.append("a")
-        return "a"
-
-    async def backup(request: f.ChatRequest) -> str:
-        return "b"
-
     store = RedisCooldowns(redis_server.url, pool="shared")
-    router = f.AsyncRouter(
-        [f.MockClient(primary, alias="p/a"), f.MockClient(backup, alias="p/b")], store=store
-    )
+    router = primary_and_backup(store, called)
     try:
         await connected(store)
         done = await anyio.run_process([sys.executable, "-c", script], check=False)
@@ -293,18 +302,8 @@ async def test_a_new_process_sees_existing_parks_on_its_first_call(
     finally:
         await writer.aclose()
     called: list[str] = []
-
-    async def primary(request: f.ChatRequest) -> str:
-        called.append("a")
-        return "a"
-
-    async def backup(request: f.ChatRequest) -> str:
-        return "b"
-
     fresh = RedisCooldowns(redis_server.url, pool="shared")
-    router = f.AsyncRouter(
-        [f.MockClient(primary, alias="p/a"), f.MockClient(backup, alias="p/b")], store=fresh
-    )
+    router = primary_and_backup(fresh, called)
     try:
         with anyio.fail_after(5):
             resp = await router.complete(ask())
@@ -350,20 +349,9 @@ async def test_rate_limits_are_shared_by_every_process_of_the_pool(
     """Two stores pacing one member at rpm=600 share its 9 requests a second (90%) between them."""
     sent: list[str] = []
 
-    async def primary(request: f.ChatRequest) -> str:
-        sent.append("a")
-        return "a"
-
-    async def backup(request: f.ChatRequest) -> str:
-        return "b"
-
     def pool() -> f.AsyncRouter:
         store = RedisCooldowns(redis_server.url, pool="paced", wall=lambda: 1_000_000.0)
-        return f.AsyncRouter(
-            [f.MockClient(primary, alias="p/a"), f.MockClient(backup, alias="p/b")],
-            store=store,
-            limits={"p/a": f.Pace(rpm=600)},
-        )
+        return primary_and_backup(store, sent, limits={"p/a": f.Pace(rpm=600)})
 
     one, two = pool(), pool()
     try:
