@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -47,6 +48,46 @@ async def _listen(app: web.Application) -> tuple[web.AppRunner, str]:
 
 
 ServeFactory = Callable[..., Awaitable[Served]]
+
+
+def _completion(text: str) -> web.Response:
+    """A whole OpenAI answer from model ``a``."""
+    return web.json_response(
+        {
+            "id": "x",
+            "object": "chat.completion",
+            "model": "a",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "finish_reason": "stop",
+                }
+            ],
+        }
+    )
+
+
+@contextlib.asynccontextmanager
+async def _gateway_in_front_of(
+    serve: ServeFactory, upstream: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> AsyncIterator[openai.AsyncOpenAI]:
+    """An OpenAI SDK client of a gateway whose pool is ``upstream`` (``up/a``) and a mock."""
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", upstream)
+    runner, url = await _listen(app)
+    try:
+        pool = fallover.AsyncRouter(
+            [
+                fallover.OpenAIClient(model="a", base_url=f"{url}/v1", alias="up/a"),
+                fallover.MockClient(_echo, alias="mock/b"),
+            ]
+        )
+        gw = await serve({"pool": pool})
+        async with gw.openai() as client:
+            yield client
+    finally:
+        await runner.cleanup()
 
 
 @pytest.fixture
@@ -693,50 +734,24 @@ async def test_client_disconnect_closes_upstream_and_parks_nothing(serve: ServeF
                 await asyncio.Event().wait()
             finally:
                 closed.set()
-        return web.json_response(
-            {
-                "id": "x",
-                "object": "chat.completion",
-                "model": "a",
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": "from a"},
-                        "finish_reason": "stop",
-                    }
-                ],
-            }
-        )
+        return _completion("from a")
 
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", upstream)
-    runner, url = await _listen(app)
-    try:
-        pool = fallover.AsyncRouter(
-            [
-                fallover.OpenAIClient(model="a", base_url=f"{url}/v1", alias="up/a"),
-                fallover.MockClient(_echo, alias="mock/b"),
-            ]
-        )
-        gw = await serve({"pool": pool})
-        async with gw.openai() as client:
-            with anyio.fail_after(10):
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(
-                        lambda: client.chat.completions.create(
-                            model="pool", messages=[{"role": "user", "content": "x"}]
-                        )
+    async with _gateway_in_front_of(serve, upstream) as client:
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(
+                    lambda: client.chat.completions.create(
+                        model="pool", messages=[{"role": "user", "content": "x"}]
                     )
-                    await arrived.wait()
-                    tg.cancel_scope.cancel()
-                await closed.wait()
-            raw = await client.chat.completions.with_raw_response.create(
-                model="pool", messages=[{"role": "user", "content": "again"}]
-            )
-        assert raw.headers["x-fallover-alias"] == "up/a"
-        assert raw.parse().choices[0].message.content == "from a"
-    finally:
-        await runner.cleanup()
+                )
+                await arrived.wait()
+                tg.cancel_scope.cancel()
+            await closed.wait()
+        raw = await client.chat.completions.with_raw_response.create(
+            model="pool", messages=[{"role": "user", "content": "again"}]
+        )
+    assert raw.headers["x-fallover-alias"] == "up/a"
+    assert raw.parse().choices[0].message.content == "from a"
 
 
 async def test_stream_client_disconnect_closes_upstream_and_parks_nothing(
@@ -750,20 +765,7 @@ async def test_stream_client_disconnect_closes_upstream_and_parks_nothing(
         nonlocal calls
         calls += 1
         if calls > 1:
-            return web.json_response(
-                {
-                    "id": "x",
-                    "object": "chat.completion",
-                    "model": "a",
-                    "choices": [
-                        {
-                            "index": 0,
-                            "message": {"role": "assistant", "content": "again"},
-                            "finish_reason": "stop",
-                        }
-                    ],
-                }
-            )
+            return _completion("again")
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await resp.prepare(request)
         chunk = {"model": "a", "choices": [{"index": 0, "delta": {"content": "first"}}]}
@@ -774,33 +776,20 @@ async def test_stream_client_disconnect_closes_upstream_and_parks_nothing(
             closed.set()
         return resp
 
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", upstream)
-    runner, url = await _listen(app)
-    try:
-        pool = fallover.AsyncRouter(
-            [
-                fallover.OpenAIClient(model="a", base_url=f"{url}/v1", alias="up/a"),
-                fallover.MockClient(_echo, alias="mock/b"),
-            ]
-        )
-        gw = await serve({"pool": pool})
-        async with gw.openai() as client:
-            with anyio.fail_after(10):
-                stream = await client.chat.completions.create(
-                    model="pool", messages=[{"role": "user", "content": "x"}], stream=True
-                )
-                async for chunk in stream:
-                    if chunk.choices and chunk.choices[0].delta.content == "first":
-                        break
-                await stream.close()
-                await closed.wait()
-            raw = await client.chat.completions.with_raw_response.create(
-                model="pool", messages=[{"role": "user", "content": "again"}]
+    async with _gateway_in_front_of(serve, upstream) as client:
+        with anyio.fail_after(10):
+            stream = await client.chat.completions.create(
+                model="pool", messages=[{"role": "user", "content": "x"}], stream=True
             )
-        assert raw.headers["x-fallover-alias"] == "up/a"
-    finally:
-        await runner.cleanup()
+            async for chunk in stream:
+                if chunk.choices and chunk.choices[0].delta.content == "first":
+                    break
+            await stream.close()
+            await closed.wait()
+        raw = await client.chat.completions.with_raw_response.create(
+            model="pool", messages=[{"role": "user", "content": "again"}]
+        )
+    assert raw.headers["x-fallover-alias"] == "up/a"
 
 
 # -- metrics -----------------------------------------------------------------------------------

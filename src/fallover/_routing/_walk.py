@@ -313,16 +313,17 @@ class Walk:
 
     def lost_race(self, attempt: Try) -> None:
         """A hedged attempt that another member beat to the first event: cancelled, not parked."""
-        self._settle(attempt, ok=False)
+        self._interrupted(attempt, "cancelled: the hedge answered first")
         self._give_back(attempt.member.alias)
         if attempt.rec is not None:
             attempt.rec.end("cancelled")
+
+    def _interrupted(self, attempt: Try, why: str) -> None:
+        """``attempt`` was stopped from outside, not failed: recorded, never parked."""
+        self._settle(attempt, ok=False)
         self.attempts.append(
             Attempt(
-                alias=attempt.member.alias,
-                outcome="error",
-                error="cancelled: the hedge answered first",
-                elapsed_s=attempt.elapsed(),
+                alias=attempt.member.alias, outcome="error", error=why, elapsed_s=attempt.elapsed()
             )
         )
 
@@ -423,15 +424,7 @@ class Walk:
     def out_of_budget(self) -> None:
         """Record the members interrupted by the call budget (they are not parked)."""
         for attempt in list(self._running):
-            self._settle(attempt, ok=False)
-            self.attempts.append(
-                Attempt(
-                    alias=attempt.member.alias,
-                    outcome="error",
-                    error="interrupted: call_timeout ran out",
-                    elapsed_s=attempt.elapsed(),
-                )
-            )
+            self._interrupted(attempt, "interrupted: call_timeout ran out")
 
     def ended(self, exc: BaseException) -> None:
         """The call raised ``exc`` to its caller, or was cancelled."""
